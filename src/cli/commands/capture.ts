@@ -1,0 +1,58 @@
+import type { CommandModule } from 'yargs';
+import { captureActivations, type InputKind } from '../../cka/capture.js';
+import { datasetNames, type DatasetName } from '../../data/index.js';
+import { makeProgress } from '../progress.js';
+import { parseFraction, parseList } from '../parse.js';
+
+export const captureCommand: CommandModule = {
+  command: 'capture <checkpoint>',
+  describe: 'Capture every tap point\'s activations on clean and PGD adversarial inputs into an Arrow file',
+  builder: (y) =>
+    y
+      .positional('checkpoint', { type: 'string', describe: 'Checkpoint directory', demandOption: true })
+      .option('out', { type: 'string', demandOption: true, describe: 'Output Arrow file (e.g. acts.arrow)' })
+      .option('dataset', { choices: datasetNames, describe: 'Evaluation data (default: the training dataset)' })
+      .option('data-dir', { type: 'string', describe: 'Directory with CIFAR binary files' })
+      .option('split', { choices: ['test', 'train'], default: 'test' })
+      .option('n', { type: 'number', default: 1000, describe: 'Number of samples (first n after the seeded shuffle)' })
+      .option('seed', { type: 'number', default: 0, describe: 'Seed of the sample shuffle and attack random starts' })
+      .option('batch-size', { type: 'number', default: 128 })
+      .option('layers', { type: 'string', describe: 'Comma-separated tap points (default: all; see `robustsim layers`)' })
+      .option('inputs', { type: 'string', default: 'clean,adv', describe: 'clean, adv or clean,adv' })
+      .option('norm', { choices: ['linf', 'l2'], describe: 'Attack norm (default: the model\'s evaluation attack)' })
+      .option('eps', { type: 'string', describe: 'Attack radius (default: the model\'s evaluation attack; 8/255 style accepted)' })
+      .option('step-size', { type: 'string', describe: 'Attack step size (default: the model\'s evaluation attack)' })
+      .option('steps', { type: 'number', describe: 'Attack steps (default: the model\'s evaluation attack)' })
+      .option('random-start', { type: 'boolean', describe: 'Random start in the eps-ball (default: the model\'s evaluation attack)' }),
+  handler: async (argv) => {
+    const a = argv as Record<string, unknown>;
+    const attack: Record<string, unknown> = {};
+    if (a.norm !== undefined) attack.norm = a.norm;
+    if (a.eps !== undefined) attack.eps = parseFraction('--eps', a.eps);
+    if (a['step-size'] !== undefined) attack.stepSize = parseFraction('--step-size', a['step-size']);
+    if (a.steps !== undefined) attack.steps = a.steps;
+    if (a['random-start'] !== undefined) attack.randomStart = a['random-start'];
+    const bar = makeProgress('');
+    bar.start(a.n as number, 'capture');
+    const res = await captureActivations({
+      checkpoint: String(a.checkpoint),
+      out: String(a.out),
+      dataset: a.dataset as DatasetName | undefined,
+      dataDir: a['data-dir'] as string | undefined,
+      split: a.split as 'test' | 'train',
+      n: a.n as number,
+      seed: a.seed as number,
+      batchSize: a['batch-size'] as number,
+      layers: parseList(a.layers),
+      inputs: parseList(a.inputs) as InputKind[],
+      attack,
+      onProgress: (done) => bar.update(done),
+    });
+    bar.stop();
+    process.stdout.write(
+      `${res.out}: ${res.n} samples, ${res.sets.length} sets; clean accuracy ${res.cleanAccuracy.toFixed(4)}` +
+        (res.advAccuracy !== undefined ? `, adversarial accuracy ${res.advAccuracy.toFixed(4)}` : '') +
+        '\n',
+    );
+  },
+};

@@ -1,0 +1,136 @@
+import type { Argv, CommandModule } from 'yargs';
+import { trainModel, type TrainEvent } from '../../train/loop.js';
+import { DEFAULT_TRAIN } from '../../train/options.js';
+import { archNames } from '../../models/architectures.js';
+import { datasetNames, type DatasetName } from '../../data/index.js';
+import { makeProgress } from '../progress.js';
+import { parseFraction } from '../parse.js';
+
+export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
+  const bar = makeProgress('loss {loss} acc {acc} {ips} img/s');
+  const evalBar = makeProgress('');
+  return (e) => {
+    switch (e.type) {
+      case 'start': {
+        const p = e.meta.progress;
+        const c = e.meta.config;
+        process.stderr.write(
+          `${label}: ${c.scheme}/${c.regime} ${c.arch} on ${c.dataset} (${e.meta.trainSamples} images, ${e.stepsPerEpoch} steps/epoch)` +
+            (e.resumed ? `, resumed at epoch ${p.epochsDone + 1} step ${p.stepInEpoch}` : '') +
+            '\n',
+        );
+        break;
+      }
+      case 'step':
+        if (e.step === 1 || !bar) bar.start(e.stepsPerEpoch, `${label} epoch ${e.epoch + 1}`);
+        bar.update(e.step, { loss: e.loss.toFixed(3), acc: e.accuracy.toFixed(3), ips: e.imagesPerSecond.toFixed(0) });
+        if (e.step === e.stepsPerEpoch) bar.stop();
+        break;
+      case 'evaluate':
+        if (e.done <= 256 || e.done === e.total) {
+          if (e.done <= 256) evalBar.start(e.total, `${label} eval ${e.what}`);
+        }
+        evalBar.update(e.done);
+        if (e.done === e.total) evalBar.stop();
+        break;
+      case 'epoch': {
+        const m = e.metrics;
+        process.stderr.write(
+          `${label} epoch ${m.epoch}: loss ${m.loss.toFixed(4)}  train acc ${m.trainAccuracy.toFixed(4)}  test acc ${m.testAccuracy.toFixed(4)}  ${m.imagesPerSecond.toFixed(0)} img/s  ${m.seconds.toFixed(0)} s\n`,
+        );
+        break;
+      }
+      case 'checkpoint':
+        break;
+      case 'done': {
+        const m = e.meta.metrics;
+        if (m) {
+          process.stderr.write(
+            `${label}: clean accuracy ${m.cleanAccuracy.toFixed(4)}, PGD-${m.evalAttack.steps} (eps ${m.evalAttack.eps.toFixed(4)}) accuracy ${m.robustAccuracy.toFixed(4)} on ${m.evalSamples} test images\n`,
+          );
+        }
+        break;
+      }
+    }
+  };
+}
+
+/** Flags shared by every command that runs a PGD attack; `prefix` distinguishes train/eval attacks. */
+export function attackFlags<T>(y: Argv<T>, prefix: '' | 'eval-', defaults: { eps: number; stepSize: number; steps: number; randomStart: boolean }, what: string) {
+  return y
+    .option(`${prefix}eps`, { type: 'string', default: String(defaults.eps), describe: `${what}: l_inf/l_2 radius in [0,1] pixel units (fractions like 8/255 accepted)` })
+    .option(`${prefix}step-size`, { type: 'string', default: String(defaults.stepSize), describe: `${what}: PGD step size` })
+    .option(`${prefix}steps`, { type: 'number', default: defaults.steps, describe: `${what}: PGD steps` })
+    .option(`${prefix}random-start`, { type: 'boolean', default: defaults.randomStart, describe: `${what}: start from a random point of the eps-ball` });
+}
+
+export function readAttackFlags(argv: Record<string, unknown>, prefix: '' | 'eval-', norm: string, restarts = 1) {
+  return {
+    norm: norm as 'linf' | 'l2',
+    eps: parseFraction(`--${prefix}eps`, argv[`${prefix}eps`]),
+    stepSize: parseFraction(`--${prefix}step-size`, argv[`${prefix}step-size`]),
+    steps: Number(argv[`${prefix}steps`]),
+    randomStart: Boolean(argv[`${prefix}random-start`]),
+    restarts,
+    seed: 0,
+  };
+}
+
+export const trainCommand: CommandModule = {
+  command: 'train',
+  describe: 'Train a model (standard or PGD adversarial training) and write a checkpoint directory',
+  builder: (y) => {
+    let b = y
+      .option('out', { type: 'string', demandOption: true, describe: 'Checkpoint directory (model.json, weights.bin, meta.json)' })
+      .option('dataset', { choices: datasetNames, default: DEFAULT_TRAIN.dataset, describe: 'Training data' })
+      .option('data-dir', { type: 'string', describe: 'Directory with CIFAR binary files (or MNIST IDX files)' })
+      .option('limit', { type: 'number', describe: 'Train on the first N training images after the seeded shuffle' })
+      .option('eval-limit', { type: 'number', default: DEFAULT_TRAIN.evalLimit, describe: 'Test images used for accuracy after each epoch' })
+      .option('arch', { choices: archNames, default: DEFAULT_TRAIN.arch, describe: 'Architecture' })
+      .option('width', { type: 'number', describe: 'Channels of the first stage (overrides the preset)' })
+      .option('scheme', { choices: ['sl'], default: DEFAULT_TRAIN.scheme, describe: 'Learning scheme (sl = supervised, cross-entropy)' })
+      .option('regime', { choices: ['st', 'at'], default: DEFAULT_TRAIN.regime, describe: 'st = standard training, at = PGD adversarial training (Madry et al.)' })
+      .option('epochs', { type: 'number', default: DEFAULT_TRAIN.epochs })
+      .option('batch-size', { type: 'number', default: DEFAULT_TRAIN.batchSize })
+      .option('optimizer', { choices: ['sgd', 'adam'], default: DEFAULT_TRAIN.optimizer, describe: 'sgd = SGD with momentum' })
+      .option('lr', { type: 'number', default: DEFAULT_TRAIN.lr, describe: 'Peak learning rate' })
+      .option('momentum', { type: 'number', default: DEFAULT_TRAIN.momentum, describe: 'SGD momentum' })
+      .option('weight-decay', { type: 'number', default: DEFAULT_TRAIN.weightDecay, describe: 'L2 penalty on conv/dense kernels' })
+      .option('schedule', { choices: ['cosine', 'constant'], default: DEFAULT_TRAIN.schedule, describe: 'Learning-rate schedule over all steps' })
+      .option('norm', { choices: ['linf', 'l2'], default: 'linf', describe: 'Threat model of the training and evaluation attacks' })
+      .option('seed', { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'Seed for initialisation, shuffles and attacks' })
+      .option('save-every', { type: 'number', default: 0, describe: 'Also checkpoint every N steps (0 = at epoch ends only)' })
+      .option('resume', { type: 'boolean', default: false, describe: 'Continue from the last complete checkpoint in --out' });
+    b = attackFlags(b, '', DEFAULT_TRAIN.attack, 'training attack (regime at)');
+    b = attackFlags(b, 'eval-', DEFAULT_TRAIN.evalAttack, 'final robust-accuracy attack');
+    return b;
+  },
+  handler: async (argv) => {
+    const a = argv as Record<string, unknown>;
+    const meta = await trainModel({
+      out: String(a.out),
+      resume: Boolean(a.resume),
+      dataset: a.dataset as DatasetName,
+      dataDir: a['data-dir'] as string | undefined,
+      limit: a.limit as number | undefined,
+      evalLimit: a['eval-limit'] as number,
+      arch: a.arch as string,
+      width: a.width as number | undefined,
+      scheme: a.scheme as 'sl',
+      regime: a.regime as 'st' | 'at',
+      epochs: a.epochs as number,
+      batchSize: a['batch-size'] as number,
+      optimizer: a.optimizer as 'sgd' | 'adam',
+      lr: a.lr as number,
+      momentum: a.momentum as number,
+      weightDecay: a['weight-decay'] as number,
+      schedule: a.schedule as 'cosine' | 'constant',
+      attack: readAttackFlags(a, '', String(a.norm)),
+      evalAttack: readAttackFlags(a, 'eval-', String(a.norm)),
+      seed: a.seed as number,
+      saveEvery: a['save-every'] as number,
+      onEvent: trainProgressPrinter('train'),
+    });
+    process.stdout.write(`checkpoint: ${a.out} (${meta.progress.epochsDone}/${meta.config.epochs} epochs)\n`);
+  },
+};

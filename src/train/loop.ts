@@ -1,0 +1,246 @@
+import * as tf from '@tensorflow/tfjs';
+import { InputError } from '../errors.js';
+import { loadDataset, batchIndices, gatherBatch } from '../data/index.js';
+import type { Dataset } from '../data/types.js';
+import { buildModel, resolveArch } from '../models/architectures.js';
+import { loadCheckpoint, saveCheckpoint, resolveCheckpointDir, type NamedTensor } from '../models/checkpoint.js';
+import { batchTensors } from '../models/inputs.js';
+import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
+import { pgdAttack } from '../attacks/pgd.js';
+import { evaluateAccuracy } from '../attacks/evaluate.js';
+import { makeRng, subSeed } from '../util/rng.js';
+import { provenance } from '../util/provenance.js';
+import { activeBackend } from '../backend/index.js';
+import { learningRateAt } from './schedule.js';
+import { RESUME_KEYS, resolveTrainConfig, type TrainConfig } from './options.js';
+import type { CheckpointMeta, EpochMetrics } from './meta.js';
+
+export type TrainEvent =
+  | { type: 'start'; meta: CheckpointMeta; resumed: boolean; stepsPerEpoch: number }
+  | { type: 'step'; epoch: number; step: number; stepsPerEpoch: number; loss: number; accuracy: number; imagesPerSecond: number; lr: number }
+  | { type: 'epoch'; metrics: EpochMetrics }
+  | { type: 'checkpoint'; dir: string; epochsDone: number; stepInEpoch: number }
+  | { type: 'evaluate'; what: 'clean' | 'robust'; done: number; total: number }
+  | { type: 'done'; meta: CheckpointMeta };
+
+export interface TrainRequest extends Partial<TrainConfig> {
+  /** Checkpoint directory (written atomically; the last complete one survives a crash). */
+  out: string;
+  /** Continue from the checkpoint in `out` if there is one. */
+  resume?: boolean;
+  /** Stop after this many optimizer steps in this call (tests use it to simulate an interruption). */
+  maxSteps?: number;
+  onEvent?: (e: TrainEvent) => void;
+}
+
+function trainableVariables(model: tf.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => w.read() as tf.Variable);
+}
+
+function checkResumable(saved: TrainConfig, wanted: TrainConfig, dir: string): void {
+  for (const key of RESUME_KEYS) {
+    const a = JSON.stringify(saved[key]);
+    const b = JSON.stringify(wanted[key]);
+    if (a !== b) {
+      throw new InputError(`${dir}/meta.json: cannot resume: '${key}' was ${a} in the checkpoint but is ${b} now (use another --out, or the same options)`);
+    }
+  }
+}
+
+function makeOptimizer(cfg: TrainConfig): tf.Optimizer {
+  return cfg.optimizer === 'sgd' ? tf.train.momentum(cfg.lr, cfg.momentum) : tf.train.adam(cfg.lr);
+}
+
+function setLearningRate(opt: tf.Optimizer, lr: number): void {
+  // SGD/momentum keep a cached scalar that setLearningRate refreshes; Adam reads the field per step.
+  const o = opt as unknown as { setLearningRate?: (lr: number) => void; learningRate: number };
+  if (o.setLearningRate) o.setLearningRate(lr);
+  else o.learningRate = lr;
+}
+
+/**
+ * One optimizer step on a batch: cross-entropy (+ L2 weight decay on conv/dense kernels) of the
+ * batch, on adversarial examples in regime 'at'. Returns the loss and the number of correct predictions.
+ */
+function trainStep(
+  model: tf.LayersModel,
+  optimizer: tf.Optimizer,
+  vars: tf.Variable[],
+  decayed: tf.Variable[],
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  cfg: TrainConfig,
+  attackSeed: number,
+): { loss: tf.Scalar; correct: tf.Scalar } {
+  const input = cfg.regime === 'at' ? pgdAttack(crossEntropyLoss(model, y), x, { ...cfg.attack, seed: attackSeed }) : x;
+  let correct: tf.Scalar | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const logits = model.apply(input, { training: true }) as tf.Tensor2D;
+    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, "int32")), "float32"))) as tf.Scalar;
+    const ce = tf.mean(crossEntropyPerSample(logits, y));
+    if (cfg.weightDecay === 0 || decayed.length === 0) return ce as tf.Scalar;
+    const l2 = tf.addN(decayed.map((v) => tf.sum(tf.square(v))));
+    return tf.add(ce, tf.mul(0.5 * cfg.weightDecay, l2)) as tf.Scalar;
+  }, vars);
+  optimizer.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
+  tf.dispose(Object.values(grads));
+  if (input !== x) input.dispose();
+  return { loss: value, correct: correct! };
+}
+
+async function writeCheckpoint(out: string, model: tf.LayersModel, optimizer: tf.Optimizer, meta: CheckpointMeta): Promise<void> {
+  const optimizerWeights = (await optimizer.getWeights()) as NamedTensor[];
+  await saveCheckpoint(out, { model, meta, optimizerWeights });
+}
+
+/** Train (or resume training) a model; returns the final checkpoint's meta. */
+export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
+  const cfg = resolveTrainConfig(req);
+  const emit = req.onEvent ?? (() => {});
+  const train: Dataset = await loadDataset({ name: cfg.dataset, split: 'train', dataDir: cfg.dataDir, seed: cfg.seed, limit: cfg.limit });
+  const test: Dataset = await loadDataset({ name: cfg.dataset, split: 'test', dataDir: cfg.dataDir, seed: cfg.seed, limit: cfg.evalLimit });
+  const inputShape: [number, number, number] = [train.height, train.width, train.channels];
+  if (train.n < cfg.batchSize) {
+    throw new InputError(`--batch-size: ${cfg.batchSize} is larger than the ${train.n} training samples of ${cfg.dataset}`);
+  }
+
+  let model: tf.LayersModel;
+  let meta: CheckpointMeta;
+  let optimizerWeights: NamedTensor[] | undefined;
+  const existing = await resolveCheckpointDir(req.out);
+  const resumed = Boolean(req.resume && existing);
+  if (existing && !req.resume) {
+    throw new InputError(`${req.out}: a checkpoint already exists (pass --resume to continue it, or choose another --out)`);
+  }
+  if (resumed) {
+    const ckpt = await loadCheckpoint<CheckpointMeta>(req.out, { withOptimizer: true });
+    checkResumable(ckpt.meta.config, cfg, req.out);
+    model = ckpt.model;
+    optimizerWeights = ckpt.optimizerWeights;
+    // Epochs may be extended on resume; everything else must match (checked above).
+    meta = { ...ckpt.meta, config: { ...ckpt.meta.config, epochs: cfg.epochs, evalLimit: cfg.evalLimit, saveEvery: cfg.saveEvery } };
+    meta.progress.complete = meta.progress.epochsDone >= cfg.epochs;
+  } else {
+    const archConfig = resolveArch(cfg.arch, cfg.width);
+    const built = buildModel({ arch: archConfig, inputShape, numClasses: train.numClasses, seed: subSeed(cfg.seed, 'init') });
+    model = built.model;
+    meta = {
+      format: 'robustsim-checkpoint/1',
+      name: cfg.name,
+      config: cfg,
+      archConfig,
+      inputShape,
+      numClasses: train.numClasses,
+      classNames: train.classNames,
+      taps: built.taps,
+      trainSamples: train.n,
+      progress: { epochsDone: 0, stepInEpoch: 0, globalStep: 0, complete: false },
+      history: [],
+      backend: activeBackend(),
+      provenance: provenance(activeBackend()),
+    };
+  }
+
+  const optimizer = makeOptimizer(cfg);
+  if (optimizerWeights) {
+    await optimizer.setWeights(optimizerWeights);
+    tf.dispose(optimizerWeights.map((w) => w.tensor));
+  }
+  const vars = trainableVariables(model);
+  const decayed = vars.filter((v) => /kernel/.test(v.name));
+  const stepsPerEpoch = Math.ceil(train.n / cfg.batchSize);
+  const totalSteps = stepsPerEpoch * cfg.epochs;
+  emit({ type: 'start', meta, resumed, stepsPerEpoch });
+
+  let stepsThisCall = 0;
+  let saved = false;
+  const stopEarly = () => req.maxSteps !== undefined && stepsThisCall >= req.maxSteps;
+  const snapshot = async () => {
+    meta.backend = activeBackend();
+    meta.provenance = provenance(activeBackend());
+    await writeCheckpoint(req.out, model, optimizer, meta);
+    saved = true;
+    emit({ type: 'checkpoint', dir: req.out, epochsDone: meta.progress.epochsDone, stepInEpoch: meta.progress.stepInEpoch });
+  };
+
+  const shape = inputShape;
+  while (meta.progress.epochsDone < cfg.epochs && !stopEarly()) {
+    const epoch = meta.progress.epochsDone;
+    const order = batchIndices(train.n, cfg.batchSize, makeRng(subSeed(cfg.seed, 'epoch', epoch)));
+    const epochStart = performance.now();
+    let lossSum = 0;
+    let correctSum = 0;
+    let seen = 0;
+    for (let step = meta.progress.stepInEpoch; step < order.length; step++) {
+      if (stopEarly()) break;
+      const lr = learningRateAt(cfg.schedule, cfg.lr, meta.progress.globalStep, totalSteps);
+      setLearningRate(optimizer, lr);
+      const t0 = performance.now();
+      const batch = gatherBatch(train, order[step]);
+      const { x, y } = batchTensors(batch.x, batch.y, shape);
+      const { loss, correct } = trainStep(model, optimizer, vars, decayed, x, y, cfg, subSeed(cfg.seed, 'attack', meta.progress.globalStep));
+      const [lossValue] = await loss.data();
+      const [correctValue] = await correct.data();
+      tf.dispose([x, y, loss, correct]);
+      if (!Number.isFinite(lossValue)) {
+        throw new Error(`training diverged: loss is ${lossValue} at epoch ${epoch + 1} step ${step + 1} (try a lower --lr)`);
+      }
+      const bs = order[step].length;
+      lossSum += lossValue * bs;
+      correctSum += correctValue;
+      seen += bs;
+      meta.progress.stepInEpoch = step + 1;
+      meta.progress.globalStep += 1;
+      stepsThisCall += 1;
+      emit({
+        type: 'step',
+        epoch,
+        step: step + 1,
+        stepsPerEpoch,
+        loss: lossValue,
+        accuracy: correctValue / bs,
+        imagesPerSecond: bs / ((performance.now() - t0) / 1000),
+        lr,
+      });
+      if (cfg.saveEvery > 0 && meta.progress.globalStep % cfg.saveEvery === 0 && step + 1 < order.length) await snapshot();
+    }
+    if (meta.progress.stepInEpoch < order.length) {
+      // Interrupted mid-epoch (maxSteps): keep the partial progress so a resume continues exactly here.
+      await snapshot();
+      break;
+    }
+    const seconds = (performance.now() - epochStart) / 1000;
+    const clean = await evaluateAccuracy(model, test, {
+      batchSize: 256,
+      onBatch: (done, total) => emit({ type: 'evaluate', what: 'clean', done, total }),
+    });
+    const metrics: EpochMetrics = {
+      epoch: epoch + 1,
+      loss: seen ? lossSum / seen : NaN,
+      trainAccuracy: seen ? correctSum / seen : NaN,
+      testAccuracy: clean.accuracy,
+      imagesPerSecond: seen / seconds,
+      seconds,
+    };
+    meta.history.push(metrics);
+    meta.progress.epochsDone = epoch + 1;
+    meta.progress.stepInEpoch = 0;
+    emit({ type: 'epoch', metrics });
+    if (meta.progress.epochsDone === cfg.epochs) {
+      const robust = await evaluateAccuracy(model, test, {
+        batchSize: 256,
+        attack: { ...cfg.evalAttack, seed: subSeed(cfg.seed, 'eval-attack') },
+        onBatch: (done, total) => emit({ type: 'evaluate', what: 'robust', done, total }),
+      });
+      meta.metrics = { cleanAccuracy: clean.accuracy, robustAccuracy: robust.accuracy, evalSamples: test.n, evalAttack: cfg.evalAttack };
+      meta.progress.complete = true;
+    }
+    await snapshot();
+  }
+  // A call stopped before its first step still leaves a checkpoint to resume from.
+  if (!saved && !resumed) await snapshot();
+  if (meta.progress.complete) emit({ type: 'done', meta });
+  model.dispose();
+  optimizer.dispose();
+  return meta;
+}
