@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { runDemo } from '../../pipeline/demo.js';
+import { DEMO_DEFAULTS as D, runDemo } from '../../pipeline/demo.js';
 import { archNames } from '../../models/architectures.js';
 import { activeBackend } from '../../backend/index.js';
 import { makeProgress } from '../progress.js';
@@ -12,17 +12,17 @@ export const demoCommand: CommandModule = {
   describe: 'The whole pipeline on Fashion-MNIST: train SL-ST and SL-AT, capture clean/adversarial activations, CKA, report',
   builder: (y) =>
     y
-      .option('out', { type: 'string', default: 'out/demo', describe: 'Output directory' })
-      .option('arch', { choices: archNames, default: 'resnet-small', describe: 'Architecture of both models' })
-      .option('epochs', { type: 'number', default: 2, describe: 'Training epochs per model' })
-      .option('train-limit', { type: 'number', default: 6000, describe: 'Training images (first N after the seeded shuffle)' })
-      .option('batch-size', { type: 'number', default: 128 })
-      .option('n', { type: 'number', default: 1000, describe: 'Test images whose activations are captured' })
-      .option('eps', { type: 'string', default: '0.1', describe: 'l_inf radius for adversarial training and the capture attack' })
-      .option('train-steps', { type: 'number', default: 3, describe: 'PGD steps during adversarial training' })
-      .option('capture-steps', { type: 'number', default: 10, describe: 'PGD steps for the adversarial inputs that are captured' })
-      .option('estimator', { choices: ['biased', 'debiased'], default: 'biased', describe: 'Linear CKA estimator' })
-      .option('seed', { type: 'number', default: 0 })
+      .option('out', { type: 'string', default: D.out, describe: 'Output directory' })
+      .option('arch', { choices: archNames, default: D.arch, describe: 'Architecture of both models' })
+      .option('epochs', { type: 'number', default: D.epochs, describe: 'Training epochs per model' })
+      .option('train-limit', { type: 'number', default: D.trainLimit, describe: 'Training images (first N after the seeded shuffle)' })
+      .option('batch-size', { type: 'number', default: D.batchSize })
+      .option('n', { type: 'number', default: D.n, describe: 'Test images whose activations are captured' })
+      .option('eps', { type: 'string', default: String(D.eps), describe: 'l_inf radius for adversarial training and the capture attack' })
+      .option('train-steps', { type: 'number', default: D.trainSteps, describe: 'PGD steps during adversarial training' })
+      .option('capture-steps', { type: 'number', default: D.captureSteps, describe: 'PGD steps for the adversarial inputs that are captured' })
+      .option('estimator', { choices: ['biased', 'debiased'], default: D.estimator, describe: 'Linear CKA estimator' })
+      .option('seed', { type: 'number', default: D.seed })
       .option('fresh', { type: 'boolean', default: false, describe: 'Delete --out first instead of continuing an earlier run' }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
