@@ -52,90 +52,91 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
   if (opts.inputs.length === 0) throw new InputError(`--inputs: expected clean, adv or clean,adv`);
   for (const k of opts.inputs) if (k !== 'clean' && k !== 'adv') throw new InputError(`--inputs: unknown input '${k}' (expected clean or adv)`);
   const { model, meta } = await loadCheckpoint<CheckpointMeta>(opts.checkpoint);
-  const layers = opts.layers?.length ? opts.layers : meta.taps;
-  const unknown = layers.filter((l) => !meta.taps.includes(l));
-  if (unknown.length) {
-    model.dispose();
-    throw new InputError(`--layers: unknown layer name(s) ${unknown.join(', ')} for ${opts.checkpoint} (tap points: ${meta.taps.join(', ')})`);
-  }
-  // Keep network order whatever order the user listed them in.
-  const ordered = meta.taps.filter((t) => layers.includes(t));
-  const attack: PgdOptions = { ...meta.config.evalAttack, ...opts.attack } as PgdOptions;
-  validatePgd(attack);
-  const datasetName = opts.dataset ?? meta.config.dataset;
-  const ds = await loadDataset({ name: datasetName, split: opts.split ?? 'test', dataDir: opts.dataDir ?? meta.config.dataDir, seed: opts.seed, limit: opts.n });
-  if (ds.height !== meta.inputShape[0] || ds.width !== meta.inputShape[1] || ds.channels !== meta.inputShape[2]) {
-    model.dispose();
-    throw new InputError(`--dataset: ${datasetName} images are ${ds.height}x${ds.width}x${ds.channels} but ${opts.checkpoint} expects ${meta.inputShape.join('x')}`);
-  }
-  if (ds.n < 4) throw new InputError(`--n: only ${ds.n} samples available in ${datasetName} ${opts.split ?? 'test'}; CKA needs at least 4`);
-
-  const taps = tapModel(model, ordered);
-  const logitsIndex = ordered.indexOf('logits');
-  const dims = taps.outputs.map((o) => o.shape.slice(1).reduce((a, b) => (a as number) * (b as number), 1) as number);
-  const buffers = new Map<string, Float32Array>();
-  for (const kind of opts.inputs) ordered.forEach((l, i) => buffers.set(`${l}@${kind}`, new Float32Array(ds.n * dims[i])));
-  const correct: Record<InputKind, number> = { clean: 0, adv: 0 };
-  const shape: [number, number, number] = [ds.height, ds.width, ds.channels];
-
-  for (let start = 0; start < ds.n; start += opts.batchSize) {
-    const idx = Array.from({ length: Math.min(opts.batchSize, ds.n - start) }, (_, i) => start + i);
-    const batch = gatherBatch(ds, idx);
-    const { x, y } = batchTensors(batch.x, batch.y, shape);
-    for (const kind of opts.inputs) {
-      const input = kind === 'adv' ? pgdAttack(crossEntropyLoss(model, y), x, { ...attack, seed: subSeed(opts.seed, 'capture', start) }) : x;
-      const outs = tf.tidy(() => {
-        const o = taps.predict(input) as tf.Tensor | tf.Tensor[];
-        return Array.isArray(o) ? o : [o];
-      });
-      for (let i = 0; i < ordered.length; i++) {
-        const values = (await outs[i].data()) as Float32Array;
-        buffers.get(`${ordered[i]}@${kind}`)!.set(values, start * dims[i]);
-      }
-      const logits = logitsIndex >= 0 ? outs[logitsIndex] : (model.predict(input) as tf.Tensor);
-      const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32')));
-      correct[kind] += (await hits.data())[0];
-      tf.dispose([...outs, hits]);
-      if (logitsIndex < 0) logits.dispose();
-      if (input !== x) input.dispose();
+  try {
+    const layers = opts.layers?.length ? opts.layers : meta.taps;
+    const unknown = layers.filter((l) => !meta.taps.includes(l));
+    if (unknown.length) {
+      throw new InputError(`--layers: unknown layer name(s) ${unknown.join(', ')} for ${opts.checkpoint} (tap points: ${meta.taps.join(', ')})`);
     }
-    tf.dispose([x, y]);
-    opts.onProgress?.(start + idx.length, ds.n);
-  }
+    // Keep network order whatever order the user listed them in.
+    const ordered = meta.taps.filter((t) => layers.includes(t));
+    const attack: PgdOptions = { ...meta.config.evalAttack, ...opts.attack } as PgdOptions;
+    validatePgd(attack);
+    const datasetName = opts.dataset ?? meta.config.dataset;
+    const ds = await loadDataset({ name: datasetName, split: opts.split ?? 'test', dataDir: opts.dataDir ?? (datasetName === meta.config.dataset ? meta.config.dataDir : undefined), seed: opts.seed, limit: opts.n });
+    if (ds.height !== meta.inputShape[0] || ds.width !== meta.inputShape[1] || ds.channels !== meta.inputShape[2]) {
+      throw new InputError(`--dataset: ${datasetName} images are ${ds.height}x${ds.width}x${ds.channels} but ${opts.checkpoint} expects ${meta.inputShape.join('x')}`);
+    }
+    if (ds.n < 4) throw new InputError(`--n: only ${ds.n} samples available in ${datasetName} ${opts.split ?? 'test'}; CKA needs at least 4`);
 
-  const sets = opts.inputs.flatMap((kind) =>
-    ordered.map((l, i) => ({ name: `${l}@${kind}`, n: ds.n, dim: dims[i], data: buffers.get(`${l}@${kind}`)! })),
-  );
-  const result: CaptureResult = {
-    out: opts.out,
-    n: ds.n,
-    sets: sets.map((s) => s.name),
-    cleanAccuracy: opts.inputs.includes('clean') ? correct.clean / ds.n : NaN,
-    advAccuracy: opts.inputs.includes('adv') ? correct.adv / ds.n : undefined,
-  };
-  await writeActivations(opts.out, {
-    sampleIds: ds.ids,
-    labels: ds.labels,
-    sets,
-    metadata: {
-      model: {
-        name: meta.name,
-        checkpoint: opts.checkpoint,
-        arch: meta.config.arch,
-        archConfig: meta.archConfig,
-        scheme: meta.config.scheme,
-        regime: meta.config.regime,
-        dataset: meta.config.dataset,
-        epochs: meta.progress.epochsDone,
-        trainAttack: meta.config.regime === 'at' ? meta.config.attack : null,
-        metrics: meta.metrics ?? null,
+    const taps = tapModel(model, ordered);
+    const logitsIndex = ordered.indexOf('logits');
+    const dims = taps.outputs.map((o) => o.shape.slice(1).reduce((a, b) => (a as number) * (b as number), 1) as number);
+    const buffers = new Map<string, Float32Array>();
+    for (const kind of opts.inputs) ordered.forEach((l, i) => buffers.set(`${l}@${kind}`, new Float32Array(ds.n * dims[i])));
+    const correct: Record<InputKind, number> = { clean: 0, adv: 0 };
+    const shape: [number, number, number] = [ds.height, ds.width, ds.channels];
+
+    for (let start = 0; start < ds.n; start += opts.batchSize) {
+      const idx = Array.from({ length: Math.min(opts.batchSize, ds.n - start) }, (_, i) => start + i);
+      const batch = gatherBatch(ds, idx);
+      const { x, y } = batchTensors(batch.x, batch.y, shape);
+      for (const kind of opts.inputs) {
+        const input = kind === 'adv' ? pgdAttack(crossEntropyLoss(model, y), x, { ...attack, seed: subSeed(opts.seed, 'capture', start) }) : x;
+        const outs = tf.tidy(() => {
+          const o = taps.predict(input) as tf.Tensor | tf.Tensor[];
+          return Array.isArray(o) ? o : [o];
+        });
+        for (let i = 0; i < ordered.length; i++) {
+          const values = (await outs[i].data()) as Float32Array;
+          buffers.get(`${ordered[i]}@${kind}`)!.set(values, start * dims[i]);
+        }
+        const logits = logitsIndex >= 0 ? outs[logitsIndex] : (model.predict(input) as tf.Tensor);
+        const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32')));
+        correct[kind] += (await hits.data())[0];
+        tf.dispose([...outs, hits]);
+        if (logitsIndex < 0) logits.dispose();
+        if (input !== x) input.dispose();
+      }
+      tf.dispose([x, y]);
+      opts.onProgress?.(start + idx.length, ds.n);
+    }
+
+    const sets = opts.inputs.flatMap((kind) =>
+      ordered.map((l, i) => ({ name: `${l}@${kind}`, n: ds.n, dim: dims[i], data: buffers.get(`${l}@${kind}`)! })),
+    );
+    const result: CaptureResult = {
+      out: opts.out,
+      n: ds.n,
+      sets: sets.map((s) => s.name),
+      cleanAccuracy: opts.inputs.includes('clean') ? correct.clean / ds.n : NaN,
+      advAccuracy: opts.inputs.includes('adv') ? correct.adv / ds.n : undefined,
+    };
+    await writeActivations(opts.out, {
+      sampleIds: ds.ids,
+      labels: ds.labels,
+      sets,
+      metadata: {
+        model: {
+          name: meta.name,
+          checkpoint: opts.checkpoint,
+          arch: meta.config.arch,
+          archConfig: meta.archConfig,
+          scheme: meta.config.scheme,
+          regime: meta.config.regime,
+          dataset: meta.config.dataset,
+          epochs: meta.progress.epochsDone,
+          trainAttack: meta.config.regime === 'at' ? meta.config.attack : null,
+          metrics: meta.metrics ?? null,
+        },
+        attack: opts.inputs.includes('adv') ? { name: 'pgd', loss: 'cross-entropy', mode: 'inference', ...attack } : null,
+        dataset: { name: datasetName, split: opts.split ?? 'test', n: ds.n, seed: opts.seed },
+        accuracy: { clean: result.cleanAccuracy, adv: result.advAccuracy ?? null },
+        provenance: provenance(activeBackend()),
       },
-      attack: opts.inputs.includes('adv') ? { name: 'pgd', loss: 'cross-entropy', mode: 'inference', ...attack } : null,
-      dataset: { name: datasetName, split: opts.split ?? 'test', n: ds.n, seed: opts.seed },
-      accuracy: { clean: result.cleanAccuracy, adv: result.advAccuracy ?? null },
-      provenance: provenance(activeBackend()),
-    },
-  });
-  model.dispose();
-  return result;
+    });
+    return result;
+  } finally {
+    model.dispose();
+  }
 }

@@ -52,3 +52,26 @@ export function makeProgress(format: string): Progress {
     stop() {},
   };
 }
+
+/**
+ * A bar driven only by (label, done, total) ticks, as the library's progress callbacks report them:
+ * it (re)starts when the label changes or the count goes back, and stops when done reaches total.
+ */
+export function makeTicker(format: string): (label: string, done: number, total: number, fields?: Record<string, string | number>) => void {
+  const bar = makeProgress(format);
+  let current = '';
+  let last = -1;
+  return (label, done, total, fields) => {
+    if (label !== current || done <= last) {
+      bar.start(total, label);
+      current = label;
+    }
+    last = done;
+    bar.update(done, fields);
+    if (done >= total) {
+      bar.stop();
+      current = '';
+      last = -1;
+    }
+  };
+}

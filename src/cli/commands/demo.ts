@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { DEMO_DEFAULTS as D, runDemo } from '../../pipeline/demo.js';
 import { archNames } from '../../models/architectures.js';
 import { activeBackend } from '../../backend/index.js';
-import { makeProgress } from '../progress.js';
+import { makeTicker } from '../progress.js';
 import { parseFraction } from '../parse.js';
 import { trainProgressPrinter } from './train.js';
 
@@ -29,7 +29,7 @@ export const demoCommand: CommandModule = {
     const out = String(a.out);
     if (a.fresh) await fs.rm(out, { recursive: true, force: true });
     const started = Date.now();
-    const bar = makeProgress('');
+    const capture = makeTicker('');
     const result = await runDemo({
       out,
       arch: a.arch as string,
@@ -45,11 +45,7 @@ export const demoCommand: CommandModule = {
       backend: activeBackend(),
       onTrainEvent: (label) => trainProgressPrinter(label),
       onStage: (stage, detail) => process.stderr.write(`== ${stage}${detail ? `: ${detail}` : ''}\n`),
-      onCaptureProgress: (label, done, total) => {
-        if (done <= 100) bar.start(total, `capture ${label}`);
-        bar.update(done);
-        if (done === total) bar.stop();
-      },
+      onCaptureProgress: (label, done, total) => capture(`capture ${label}`, done, total),
     });
     const minutes = ((Date.now() - started) / 60000).toFixed(1);
     process.stdout.write(`\nClean-vs-adversarial linear CKA at the pooled features (${a.estimator}):\n`);

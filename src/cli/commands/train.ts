@@ -3,12 +3,12 @@ import { trainModel, type TrainEvent } from '../../train/loop.js';
 import { DEFAULT_TRAIN } from '../../train/options.js';
 import { archNames } from '../../models/architectures.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
-import { makeProgress } from '../progress.js';
+import { makeTicker } from '../progress.js';
 import { parseFraction } from '../parse.js';
 
 export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
-  const bar = makeProgress('loss {loss} acc {acc} {ips} img/s');
-  const evalBar = makeProgress('');
+  const steps = makeTicker('loss {loss} acc {acc} {ips} img/s');
+  const evals = makeTicker('');
   return (e) => {
     switch (e.type) {
       case 'start': {
@@ -22,16 +22,14 @@ export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
         break;
       }
       case 'step':
-        if (e.step === 1 || !bar) bar.start(e.stepsPerEpoch, `${label} epoch ${e.epoch + 1}`);
-        bar.update(e.step, { loss: e.loss.toFixed(3), acc: e.accuracy.toFixed(3), ips: e.imagesPerSecond.toFixed(0) });
-        if (e.step === e.stepsPerEpoch) bar.stop();
+        steps(`${label} epoch ${e.epoch + 1}`, e.step, e.stepsPerEpoch, {
+          loss: e.loss.toFixed(3),
+          acc: e.accuracy.toFixed(3),
+          ips: e.imagesPerSecond.toFixed(0),
+        });
         break;
       case 'evaluate':
-        if (e.done <= 256 || e.done === e.total) {
-          if (e.done <= 256) evalBar.start(e.total, `${label} eval ${e.what}`);
-        }
-        evalBar.update(e.done);
-        if (e.done === e.total) evalBar.stop();
+        evals(`${label} eval ${e.what}`, e.done, e.total);
         break;
       case 'epoch': {
         const m = e.metrics;
