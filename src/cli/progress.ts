@@ -20,7 +20,9 @@ export function makeProgress(format: string): Progress {
     return {
       start(total, label) {
         if (running) bar.stop();
-        bar.start(total, 0, { label });
+        // Until the first update, show '-' for the caller's fields rather than raw {placeholders}.
+        const blanks = Object.fromEntries([...format.matchAll(/\{(\w+)\}/g)].map((m) => [m[1], '-']));
+        bar.start(total, 0, { ...blanks, label });
         running = true;
       },
       update(value, fields) {
