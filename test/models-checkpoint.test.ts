@@ -52,6 +52,16 @@ test('ResNet tap points are in network order and exist as layers', () => {
   model.dispose();
 });
 
+test('depth and width are configurable; bad values are refused', () => {
+  const { model, taps } = buildModel({ arch: resolveArch('resnet-small', 8, [2, 1]), inputShape: [16, 16, 3], numClasses: 4, seed: 0 });
+  assert.deepEqual(taps, ['stem', 'stage1.block1', 'stage1.block2', 'stage2.block1', 'pool', 'logits']);
+  assert.deepEqual(model.getLayer('stage2.block1').outputShape, [null, 8, 8, 16]);
+  model.dispose();
+  assert.throws(() => resolveArch('resnet-small', 0), isInputError(/--width/));
+  assert.throws(() => resolveArch('resnet-small', 8, [2, 0]), isInputError(/--blocks/));
+  assert.throws(() => resolveArch('vgg'), isInputError(/--arch: unknown architecture 'vgg'/));
+});
+
 test('a saved checkpoint loads back with identical predictions', async () => {
   const { model } = buildModel({ arch: resolveArch('resnet-small', 4), inputShape: [8, 8, 1], numClasses: 3, seed: 4 });
   const dir = path.join(root, 'roundtrip');

@@ -24,13 +24,17 @@ export const ARCH_PRESETS: Record<string, ArchConfig> = {
 
 export const archNames = Object.keys(ARCH_PRESETS);
 
-export function resolveArch(name: string, width?: number): ArchConfig {
+/** A preset, optionally with another width and another number of blocks per stage (the depth). */
+export function resolveArch(name: string, width?: number, blocks?: number[]): ArchConfig {
   const preset = ARCH_PRESETS[name];
   if (!preset) throw new InputError(`--arch: unknown architecture '${name}' (expected one of: ${archNames.join(', ')})`);
   if (width !== undefined && (!Number.isInteger(width) || width < 1)) {
     throw new InputError(`--width: expected a positive integer, got ${width}`);
   }
-  return { ...preset, width: width ?? preset.width };
+  if (blocks !== undefined && (blocks.length === 0 || blocks.some((b) => !Number.isInteger(b) || b < 1))) {
+    throw new InputError(`--blocks: expected positive integers per stage like 2,2,2,2, got ${blocks.join(',')}`);
+  }
+  return { ...preset, width: width ?? preset.width, stages: blocks ?? preset.stages };
 }
 
 export interface BuiltModel {

@@ -121,7 +121,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
     meta = { ...ckpt.meta, config: { ...ckpt.meta.config, epochs: cfg.epochs, evalLimit: cfg.evalLimit, saveEvery: cfg.saveEvery } };
     meta.progress.complete = meta.progress.epochsDone >= cfg.epochs;
   } else {
-    const archConfig = resolveArch(cfg.arch, cfg.width);
+    const archConfig = resolveArch(cfg.arch, cfg.width, cfg.blocks);
     const built = buildModel({ arch: archConfig, inputShape, numClasses: train.numClasses, seed: subSeed(cfg.seed, 'init') });
     model = built.model;
     meta = {

@@ -17,6 +17,8 @@ export interface TrainConfig {
   evalLimit: number;
   arch: string;
   width?: number;
+  /** Blocks per stage (resnet) or conv layers (convnet), overriding the preset's depth. */
+  blocks?: number[];
   scheme: Scheme;
   regime: Regime;
   epochs: number;
@@ -84,6 +86,7 @@ export const RESUME_KEYS: Array<keyof TrainConfig> = [
   'limit',
   'arch',
   'width',
+  'blocks',
   'scheme',
   'regime',
   'batchSize',

@@ -4,7 +4,7 @@ import { DEFAULT_TRAIN } from '../../train/options.js';
 import { archNames } from '../../models/architectures.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { makeTicker } from '../progress.js';
-import { parseFraction } from '../parse.js';
+import { parseFraction, parseList } from '../parse.js';
 
 export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
   const steps = makeTicker('loss {loss} acc {acc} {ips} img/s');
@@ -86,6 +86,7 @@ export const trainCommand: CommandModule = {
       .option('eval-limit', { type: 'number', default: DEFAULT_TRAIN.evalLimit, describe: 'Test images used for accuracy after each epoch' })
       .option('arch', { choices: archNames, default: DEFAULT_TRAIN.arch, describe: 'Architecture' })
       .option('width', { type: 'number', describe: 'Channels of the first stage (overrides the preset)' })
+      .option('blocks', { type: 'string', describe: 'Blocks per stage, e.g. 2,2,2,2 (overrides the preset depth)' })
       .option('scheme', { choices: ['sl'], default: DEFAULT_TRAIN.scheme, describe: 'Learning scheme (sl = supervised, cross-entropy)' })
       .option('regime', { choices: ['st', 'at'], default: DEFAULT_TRAIN.regime, describe: 'st = standard training, at = PGD adversarial training (Madry et al.)' })
       .option('epochs', { type: 'number', default: DEFAULT_TRAIN.epochs })
@@ -114,6 +115,7 @@ export const trainCommand: CommandModule = {
       evalLimit: a['eval-limit'] as number,
       arch: a.arch as string,
       width: a.width as number | undefined,
+      blocks: a.blocks === undefined ? undefined : parseList(a.blocks).map(Number),
       scheme: a.scheme as 'sl',
       regime: a.regime as 'st' | 'at',
       epochs: a.epochs as number,
