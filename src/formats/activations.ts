@@ -2,6 +2,7 @@ import * as arrow from 'apache-arrow';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
+import { writeStreamAtomic } from '../util/atomic.js';
 import type { ActivationSet } from '../cka/activation-set.js';
 import { readNpyFloat32, readNpyInt32 } from './npy.js';
 
@@ -116,22 +117,6 @@ function validateForWrite(file: string, acts: ActivationsToWrite): void {
   }
 }
 
-/** Stream into a temp file beside `target`, fsync, rename; the temp file is removed on failure. */
-async function writeStreamAtomic(target: string, fill: (fh: fs.FileHandle) => Promise<void>): Promise<void> {
-  await fs.mkdir(path.dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await fs.open(tmp, 'w');
-  try {
-    await fill(fh);
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await fh.close();
-  await fs.rename(tmp, target);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Reading

@@ -3,14 +3,15 @@ import * as path from 'node:path';
 
 /**
  * Write a file so that readers only ever see the old or the complete new content:
- * write to a temp file beside it, fsync, rename over the target.
+ * `fill` streams into a temp file beside it, which is fsynced and renamed over the target
+ * (and removed if anything fails).
  */
-export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+export async function writeStreamAtomic(target: string, fill: (fh: fs.FileHandle) => Promise<void>): Promise<void> {
   await fs.mkdir(path.dirname(target), { recursive: true });
   const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
   const fh = await fs.open(tmp, 'w');
   try {
-    await fh.writeFile(data);
+    await fill(fh);
     await fh.sync();
   } catch (err) {
     await fh.close();
@@ -19,6 +20,10 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
   }
   await fh.close();
   await fs.rename(tmp, target);
+}
+
+export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
+  await writeStreamAtomic(target, (fh) => fh.writeFile(data));
 }
 
 /**
