@@ -1,77 +1,87 @@
 import cliProgress from 'cli-progress';
 
 /**
- * Progress bars on stderr (stdout stays clean for results). When stderr is not a terminal
- * (CI, logs) cli-progress stays silent, so we print a line at most every few seconds instead.
+ * Progress display on stderr (stdout stays clean for results). On a terminal every bar lives in one
+ * shared cli-progress MultiBar, so work running side by side (the demo's two models) shows one bar
+ * each, and lines printed meanwhile go above the bars. When stderr is not a terminal (CI, logs),
+ * each bar prints a line at most every few seconds instead.
  */
-export interface Progress {
-  start(total: number, label: string): void;
-  update(value: number, fields?: Record<string, string | number>): void;
-  stop(): void;
+type Fields = Record<string, string | number>;
+
+const tty = Boolean(process.stderr.isTTY);
+let multi: cliProgress.MultiBar | undefined;
+let liveBars = 0;
+
+function multiBar(): cliProgress.MultiBar {
+  multi ??= new cliProgress.MultiBar(
+    {
+      format: '{label} [{bar}] {value}/{total} {rest} eta {eta_formatted}',
+      hideCursor: true,
+      stream: process.stderr,
+      etaBuffer: 20,
+      clearOnComplete: true,
+      stopOnComplete: false,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  return multi;
 }
 
-export function makeProgress(format: string): Progress {
-  if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar(
-      { format: `{label} [{bar}] {value}/{total} ${format} eta {eta_formatted}`, hideCursor: true, stream: process.stderr, etaBuffer: 20 },
-      cliProgress.Presets.shades_classic,
-    );
-    let running = false;
-    return {
-      start(total, label) {
-        if (running) bar.stop();
-        // Until the first update, show '-' for the caller's fields rather than raw {placeholders}.
-        const blanks = Object.fromEntries([...format.matchAll(/\{(\w+)\}/g)].map((m) => [m[1], '-']));
-        bar.start(total, 0, { ...blanks, label });
-        running = true;
-      },
-      update(value, fields) {
-        bar.update(value, fields);
-      },
-      stop() {
-        if (running) bar.stop();
-        running = false;
-      },
-    };
+function releaseBar(bar: cliProgress.SingleBar): void {
+  multi?.remove(bar);
+  liveBars -= 1;
+  if (liveBars === 0 && multi) {
+    multi.stop();
+    multi = undefined;
   }
-  let total = 0;
-  let label = '';
-  let last = 0;
-  return {
-    start(t, l) {
-      total = t;
-      label = l;
-      last = 0;
-    },
-    update(value, fields) {
-      const now = Date.now();
-      if (now - last < 5000 && value < total) return;
-      last = now;
-      let text = format;
-      for (const [k, v] of Object.entries(fields ?? {})) text = text.replaceAll(`{${k}}`, String(v));
-      process.stderr.write(`${label} ${value}/${total} ${text.replace(/\{\w+\}/g, '-')}\n`);
-    },
-    stop() {},
-  };
 }
+
+/** Print a line without breaking the bars on screen. */
+export function logLine(text: string): void {
+  if (multi && liveBars > 0) multi.log(`${text}\n`);
+  else process.stderr.write(`${text}\n`);
+}
+
+function fill(format: string, fields: Fields | undefined): string {
+  return format.replace(/\{(\w+)\}/g, (_, k: string) => (fields && k in fields ? String(fields[k]) : '-'));
+}
+
+export type Ticker = (label: string, done: number, total: number, fields?: Fields) => void;
 
 /**
  * A bar driven only by (label, done, total) ticks, as the library's progress callbacks report them:
- * it (re)starts when the label changes or the count goes back, and stops when done reaches total.
+ * it (re)starts when the label changes or the count goes back, and ends when done reaches total.
+ * `format` may hold `{field}` placeholders filled from each tick's fields.
  */
-export function makeTicker(format: string): (label: string, done: number, total: number, fields?: Record<string, string | number>) => void {
-  const bar = makeProgress(format);
+export function makeTicker(format = ''): Ticker {
   let current = '';
   let last = -1;
+  let bar: cliProgress.SingleBar | undefined;
+  let printedAt = 0;
   return (label, done, total, fields) => {
-    if (label !== current || done <= last) {
-      bar.start(total, label);
-      current = label;
-    }
+    const restart = label !== current || done <= last;
+    current = label;
     last = done;
-    bar.update(done, fields);
+    if (tty) {
+      if (restart) {
+        if (bar) releaseBar(bar);
+        bar = multiBar().create(total, 0, { label, rest: fill(format, undefined) });
+        liveBars += 1;
+      }
+      bar!.update(done, { label, rest: fill(format, fields) });
+      if (done >= total) {
+        releaseBar(bar!);
+        bar = undefined;
+        current = '';
+        last = -1;
+      }
+      return;
+    }
+    const now = Date.now();
+    if (!restart && done < total && now - printedAt < 5000) return;
+    printedAt = now;
+    process.stderr.write(`${label} ${done}/${total} ${fill(format, fields)}\n`);
     if (done >= total) {
-      bar.stop();
       current = '';
       last = -1;
     }

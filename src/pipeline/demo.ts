@@ -1,4 +1,7 @@
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { InputError } from '../errors.js';
 import { trainModel, type TrainEvent } from '../train/loop.js';
 import { readMeta, resolveCheckpointDir } from '../models/checkpoint.js';
 import type { CheckpointMeta } from '../train/meta.js';
@@ -14,7 +17,8 @@ import type { PgdOptions } from '../attacks/pgd.js';
  * point on clean and PGD inputs -> linear CKA matrices -> report.html. Each stage is skipped when
  * its output already exists, so an interrupted demo continues where it stopped.
  */
-export interface DemoOptions {
+/** The demo's settings (plain data, so they can be sent to a worker thread). */
+export interface DemoSettings {
   out: string;
   arch: string;
   epochs: number;
@@ -27,11 +31,22 @@ export interface DemoOptions {
   captureSteps: number;
   seed: number;
   estimator: 'biased' | 'debiased';
+  /** The backend to run on (already initialised in this thread). */
   backend: string;
+  /**
+   * Train and capture the two models side by side in two worker threads, each with its own backend
+   * instance (one wasm instance uses one core). Default: on for wasm/cpu with 2+ cores.
+   */
+  parallel?: boolean;
+}
+
+export interface DemoEvents {
   onTrainEvent?: (label: string) => (e: TrainEvent) => void;
   onStage?: (stage: string, detail?: string) => void;
   onCaptureProgress?: (label: string, done: number, total: number) => void;
 }
+
+export type DemoOptions = DemoSettings & DemoEvents;
 
 /** The README's demo settings: sized to finish in about 10 minutes on 2 CPU cores. */
 export const DEMO_DEFAULTS = {
@@ -46,7 +61,7 @@ export const DEMO_DEFAULTS = {
   captureSteps: 10,
   seed: 0,
   estimator: 'biased',
-} as const satisfies Partial<DemoOptions>;
+} as const satisfies Partial<DemoSettings>;
 
 export interface DemoModelResult {
   label: string;
@@ -72,7 +87,7 @@ export async function cleanVsAdvAt(similarityFile: string, layer: string): Promi
   return sim.cka[i * sim.cols.length + j];
 }
 
-export function demoNotes(models: DemoModelResult[], opts: DemoOptions): string {
+export function demoNotes(models: DemoModelResult[], opts: DemoSettings): string {
   const [st, at] = models;
   const gap = at.pooledCleanVsAdv - st.pooledCleanVsAdv;
   // A gap this small is within what reseeding a demo-sized run moves, so it is not called a direction.
@@ -93,80 +108,154 @@ export function demoNotes(models: DemoModelResult[], opts: DemoOptions): string 
   );
 }
 
-export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
-  const stage = opts.onStage ?? (() => {});
-  const captureAttack: Partial<PgdOptions> = { norm: 'linf', eps: opts.eps, stepSize: (2.5 * opts.eps) / opts.captureSteps, steps: opts.captureSteps, randomStart: true, restarts: 1 };
-  const models: DemoModelResult[] = [];
-  const actsFiles: string[] = [];
-  for (const regime of ['st', 'at'] as const) {
-    const label = `sl-${regime}`;
-    const dir = path.join(opts.out, label);
-    const checkpoint = path.join(dir, 'checkpoint');
-    const done = (await resolveCheckpointDir(checkpoint)) && (await readMeta<CheckpointMeta>(checkpoint)).progress.complete;
-    if (done) {
-      stage('train', `${label}: complete checkpoint found in ${checkpoint}, skipping training`);
-    } else {
-      stage('train', label);
-      await trainModel({
-        out: checkpoint,
-        resume: true,
-        name: label,
-        dataset: 'fashion-mnist',
-        limit: opts.trainLimit,
-        evalLimit: opts.n,
-        arch: opts.arch,
-        scheme: 'sl',
-        regime,
-        epochs: opts.epochs,
-        batchSize: opts.batchSize,
-        attack: { norm: 'linf', eps: opts.eps, stepSize: (2.5 * opts.eps) / opts.trainSteps, steps: opts.trainSteps, randomStart: true, restarts: 1, seed: 0 },
-        evalAttack: { ...(captureAttack as PgdOptions), seed: 0 },
-        seed: opts.seed,
-        onEvent: opts.onTrainEvent?.(label),
-      });
-    }
-    const meta = await readMeta<CheckpointMeta>(checkpoint);
-    const acts = path.join(dir, 'activations.arrow');
-    if (!(await exists(acts))) {
-      stage('capture', label);
-      await captureActivations({
-        checkpoint,
-        out: acts,
-        n: opts.n,
-        seed: opts.seed,
-        batchSize: 100,
-        inputs: ['clean', 'adv'],
-        attack: captureAttack,
-        onProgress: (d, t) => opts.onCaptureProgress?.(label, d, t),
-      });
-    }
-    actsFiles.push(acts);
-    const simFile = path.join(dir, 'similarity.arrow');
-    if (!(await exists(simFile))) {
-      stage('cka', label);
-      await computeSimilarity({ acts, estimator: opts.estimator, out: dir, backend: opts.backend });
-    }
-    models.push({
-      label,
-      checkpoint,
-      cleanAccuracy: meta.metrics?.cleanAccuracy ?? NaN,
-      robustAccuracy: meta.metrics?.robustAccuracy ?? NaN,
-      pooledCleanVsAdv: await cleanVsAdvAt(simFile, 'pool'),
-      similarity: simFile,
+function captureAttackOf(opts: DemoSettings): Partial<PgdOptions> {
+  return { norm: 'linf', eps: opts.eps, stepSize: (2.5 * opts.eps) / opts.captureSteps, steps: opts.captureSteps, randomStart: true, restarts: 1 };
+}
+
+export type Regime = 'st' | 'at';
+
+/** Train (or resume), capture and self-CKA for one model; returns its figures and activation file. */
+export async function runModelStages(opts: DemoSettings, regime: Regime, events: DemoEvents = {}): Promise<DemoModelResult & { acts: string }> {
+  const stage = events.onStage ?? (() => {});
+  const captureAttack = captureAttackOf(opts);
+  const label = `sl-${regime}`;
+  const dir = path.join(opts.out, label);
+  const checkpoint = path.join(dir, 'checkpoint');
+  const done = (await resolveCheckpointDir(checkpoint)) && (await readMeta<CheckpointMeta>(checkpoint)).progress.complete;
+  if (done) {
+    stage('train', `${label}: complete checkpoint found in ${checkpoint}, skipping training`);
+  } else {
+    stage('train', label);
+    await trainModel({
+      out: checkpoint,
+      resume: true,
+      name: label,
+      dataset: 'fashion-mnist',
+      limit: opts.trainLimit,
+      evalLimit: opts.n,
+      arch: opts.arch,
+      scheme: 'sl',
+      regime,
+      epochs: opts.epochs,
+      batchSize: opts.batchSize,
+      attack: { norm: 'linf', eps: opts.eps, stepSize: (2.5 * opts.eps) / opts.trainSteps, steps: opts.trainSteps, randomStart: true, restarts: 1, seed: 0 },
+      evalAttack: { ...(captureAttack as PgdOptions), seed: 0 },
+      seed: opts.seed,
+      onEvent: events.onTrainEvent?.(label),
     });
   }
-  const crossDir = path.join(opts.out, 'st-vs-at');
+  const meta = await readMeta<CheckpointMeta>(checkpoint);
+  const acts = path.join(dir, 'activations.arrow');
+  if (!(await exists(acts))) {
+    stage('capture', label);
+    await captureActivations({
+      checkpoint,
+      out: acts,
+      n: opts.n,
+      seed: opts.seed,
+      batchSize: 100,
+      inputs: ['clean', 'adv'],
+      attack: captureAttack,
+      onProgress: (d, t) => events.onCaptureProgress?.(label, d, t),
+    });
+  }
+  const similarity = path.join(dir, 'similarity.arrow');
+  if (!(await exists(similarity))) {
+    stage('cka', label);
+    await computeSimilarity({ acts, estimator: opts.estimator, out: dir, backend: opts.backend });
+  }
+  return {
+    label,
+    checkpoint,
+    cleanAccuracy: meta.metrics?.cleanAccuracy ?? NaN,
+    robustAccuracy: meta.metrics?.robustAccuracy ?? NaN,
+    pooledCleanVsAdv: await cleanVsAdvAt(similarity, 'pool'),
+    similarity,
+    acts,
+  };
+}
+
+/** Messages from demo-worker.ts. */
+export type WorkerMessage =
+  | { kind: 'train'; label: string; event: TrainEvent }
+  | { kind: 'stage'; stage: string; detail?: string }
+  | { kind: 'capture'; label: string; done: number; total: number }
+  | { kind: 'result'; result: DemoModelResult & { acts: string } }
+  | { kind: 'error'; message: string; input: boolean; stack?: string };
+
+function runModelInWorker(opts: DemoSettings, regime: Regime, events: DemoEvents, workers: Worker[]): Promise<DemoModelResult & { acts: string }> {
+  const worker = new Worker(new URL('./demo-worker.js', import.meta.url), { workerData: { settings: opts, regime } });
+  workers.push(worker);
+  const trainListeners = new Map<string, (e: TrainEvent) => void>();
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    worker.on('message', (m: WorkerMessage) => {
+      switch (m.kind) {
+        case 'train': {
+          if (!trainListeners.has(m.label)) trainListeners.set(m.label, events.onTrainEvent?.(m.label) ?? (() => {}));
+          trainListeners.get(m.label)!(m.event);
+          break;
+        }
+        case 'stage':
+          events.onStage?.(m.stage, m.detail);
+          break;
+        case 'capture':
+          events.onCaptureProgress?.(m.label, m.done, m.total);
+          break;
+        case 'result':
+          settled = true;
+          resolve(m.result);
+          break;
+        case 'error': {
+          settled = true;
+          const err = m.input ? new InputError(m.message) : new Error(m.message);
+          if (m.stack && !m.input) err.stack = m.stack;
+          reject(err);
+          break;
+        }
+      }
+    });
+    worker.on('error', (err) => {
+      settled = true;
+      reject(err);
+    });
+    worker.on('exit', (code) => {
+      if (!settled) reject(new Error(`demo worker for sl-${regime} exited with code ${code} before finishing`));
+    });
+  });
+}
+
+export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
+  const { onTrainEvent, onStage, onCaptureProgress, ...settings } = opts;
+  const events: DemoEvents = { onTrainEvent, onStage, onCaptureProgress };
+  const stage = onStage ?? (() => {});
+  const regimes: Regime[] = ['st', 'at'];
+  const parallel = settings.parallel ?? (os.availableParallelism() >= 2 && (settings.backend === 'wasm' || settings.backend === 'cpu'));
+  let results: Array<DemoModelResult & { acts: string }>;
+  if (parallel) {
+    const workers: Worker[] = [];
+    try {
+      results = await Promise.all(regimes.map((r) => runModelInWorker({ ...settings, parallel: false }, r, events, workers)));
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  } else {
+    results = [];
+    for (const r of regimes) results.push(await runModelStages(settings, r, events));
+  }
+  const models: DemoModelResult[] = results.map(({ acts: _acts, ...m }) => m);
+  const crossDir = path.join(settings.out, 'st-vs-at');
   if (!(await exists(path.join(crossDir, 'similarity.arrow')))) {
     stage('cka', 'sl-st x sl-at');
-    await computeSimilarity({ acts: actsFiles[0], acts2: actsFiles[1], estimator: opts.estimator, out: crossDir, backend: opts.backend });
+    await computeSimilarity({ acts: results[0].acts, acts2: results[1].acts, estimator: settings.estimator, out: crossDir, backend: settings.backend });
   }
   stage('report');
-  const report = path.join(opts.out, 'report.html');
+  const report = path.join(settings.out, 'report.html');
   await buildReport({
     sims: [...models.map((m) => path.dirname(m.similarity)), crossDir],
     out: report,
     title: 'robustsim demo: standard vs adversarial training on Fashion-MNIST',
-    notes: demoNotes(models, opts),
+    notes: demoNotes(models, settings),
   });
   return { report, models, crossModel: crossDir };
 }

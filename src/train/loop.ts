@@ -95,8 +95,10 @@ async function writeCheckpoint(out: string, model: tf.LayersModel, optimizer: tf
 
 /** Train (or resume training) a model; returns the final checkpoint's meta. */
 export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
-  const cfg = resolveTrainConfig(req);
-  const emit = req.onEvent ?? (() => {});
+  // Only the TrainConfig fields go into meta.json; the request's run controls stay out of it.
+  const { out: _out, resume: _resume, maxSteps: _maxSteps, onEvent, ...requested } = req;
+  const cfg = resolveTrainConfig(requested);
+  const emit = onEvent ?? (() => {});
   const train: Dataset = await loadDataset({ name: cfg.dataset, split: 'train', dataDir: cfg.dataDir, seed: cfg.seed, limit: cfg.limit });
   const test: Dataset = await loadDataset({ name: cfg.dataset, split: 'test', dataDir: cfg.dataDir, seed: cfg.seed, limit: cfg.evalLimit });
   const inputShape: [number, number, number] = [train.height, train.width, train.channels];

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { captureActivations, type InputKind } from '../../cka/capture.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
-import { makeProgress } from '../progress.js';
+import { makeTicker } from '../progress.js';
 import { parseFraction, parseList } from '../parse.js';
 
 export const captureCommand: CommandModule = {
@@ -32,8 +32,7 @@ export const captureCommand: CommandModule = {
     if (a['step-size'] !== undefined) attack.stepSize = parseFraction('--step-size', a['step-size']);
     if (a.steps !== undefined) attack.steps = a.steps;
     if (a['random-start'] !== undefined) attack.randomStart = a['random-start'];
-    const bar = makeProgress('');
-    bar.start(a.n as number, 'capture');
+    const tick = makeTicker();
     const res = await captureActivations({
       checkpoint: String(a.checkpoint),
       out: String(a.out),
@@ -46,9 +45,8 @@ export const captureCommand: CommandModule = {
       layers: parseList(a.layers),
       inputs: parseList(a.inputs) as InputKind[],
       attack,
-      onProgress: (done) => bar.update(done),
+      onProgress: (done, total) => tick('capture', done, total),
     });
-    bar.stop();
     process.stdout.write(
       `${res.out}: ${res.n} samples, ${res.sets.length} sets; clean accuracy ${res.cleanAccuracy.toFixed(4)}` +
         (res.advAccuracy !== undefined ? `, adversarial accuracy ${res.advAccuracy.toFixed(4)}` : '') +

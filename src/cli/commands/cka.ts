@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { computeSimilarity } from '../../cka/compute.js';
 import type { CkaEstimator } from '../../cka/engine.js';
 import { check } from '../../errors.js';
-import { makeProgress } from '../progress.js';
+import { makeTicker } from '../progress.js';
 import { parseList } from '../parse.js';
 
 export const ckaCommand: CommandModule = {
@@ -35,8 +35,7 @@ export const ckaCommand: CommandModule = {
     const memoryMb = a['memory-mb'] as number;
     check(blockRows === undefined || (Number.isInteger(blockRows) && blockRows >= 1), '--block-rows', `expected a positive integer, got ${blockRows}`);
     check(Number.isFinite(memoryMb) && memoryMb > 0, '--memory-mb', `expected a positive number, got ${memoryMb}`);
-    const bar = makeProgress('tiles');
-    let started = false;
+    const tick = makeTicker('tiles');
     const res = await computeSimilarity({
       acts: String(a.acts),
       acts2: a.acts2 === undefined ? undefined : String(a.acts2),
@@ -45,13 +44,8 @@ export const ckaCommand: CommandModule = {
       sets: sets.length > 0 ? sets : undefined,
       blockRows,
       memoryBytes: Math.round(memoryMb * 1024 * 1024),
-      onProgress: (done, total) => {
-        if (!started) bar.start(total, 'cka');
-        started = true;
-        bar.update(done);
-      },
+      onProgress: (done, total) => tick('cka', done, total),
     });
-    bar.stop();
     const sim = res.similarity;
     for (const f of res.flagged) process.stderr.write(`warning: CKA(${f.row}, ${f.col}) = ${f.cka} is outside [0, 1] beyond rounding; kept as is\n`);
     process.stdout.write(`cka: n=${sim.metadata.n}, ${sim.rows.length} x ${sim.cols.length} sets, estimator ${sim.metadata.estimator} -> ${res.file}\n`);

@@ -3,7 +3,7 @@ import type { CommandModule } from 'yargs';
 import { DEMO_DEFAULTS as D, runDemo } from '../../pipeline/demo.js';
 import { archNames } from '../../models/architectures.js';
 import { activeBackend } from '../../backend/index.js';
-import { makeTicker } from '../progress.js';
+import { logLine, makeTicker } from '../progress.js';
 import { parseFraction } from '../parse.js';
 import { trainProgressPrinter } from './train.js';
 
@@ -44,7 +44,7 @@ export const demoCommand: CommandModule = {
       estimator: a.estimator as 'biased' | 'debiased',
       backend: activeBackend(),
       onTrainEvent: (label) => trainProgressPrinter(label),
-      onStage: (stage, detail) => process.stderr.write(`== ${stage}${detail ? `: ${detail}` : ''}\n`),
+      onStage: (stage, detail) => logLine(`== ${stage}${detail ? `: ${detail}` : ''}`),
       onCaptureProgress: (label, done, total) => capture(`capture ${label}`, done, total),
     });
     const minutes = ((Date.now() - started) / 60000).toFixed(1);

@@ -3,7 +3,7 @@ import { trainModel, type TrainEvent } from '../../train/loop.js';
 import { DEFAULT_TRAIN } from '../../train/options.js';
 import { archNames } from '../../models/architectures.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
-import { makeTicker } from '../progress.js';
+import { logLine, makeTicker } from '../progress.js';
 import { parseFraction, parseList } from '../parse.js';
 
 export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
@@ -14,10 +14,9 @@ export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
       case 'start': {
         const p = e.meta.progress;
         const c = e.meta.config;
-        process.stderr.write(
+        logLine(
           `${label}: ${c.scheme}/${c.regime} ${c.arch} on ${c.dataset} (${e.meta.trainSamples} images, ${e.stepsPerEpoch} steps/epoch)` +
-            (e.resumed ? `, resumed at epoch ${p.epochsDone + 1} step ${p.stepInEpoch}` : '') +
-            '\n',
+            (e.resumed ? `, resumed at epoch ${p.epochsDone + 1} step ${p.stepInEpoch}` : ''),
         );
         break;
       }
@@ -33,8 +32,8 @@ export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
         break;
       case 'epoch': {
         const m = e.metrics;
-        process.stderr.write(
-          `${label} epoch ${m.epoch}: loss ${m.loss.toFixed(4)}  train acc ${m.trainAccuracy.toFixed(4)}  test acc ${m.testAccuracy.toFixed(4)}  ${m.imagesPerSecond.toFixed(0)} img/s  ${m.seconds.toFixed(0)} s\n`,
+        logLine(
+          `${label} epoch ${m.epoch}: loss ${m.loss.toFixed(4)}  train acc ${m.trainAccuracy.toFixed(4)}  test acc ${m.testAccuracy.toFixed(4)}  ${m.imagesPerSecond.toFixed(0)} img/s  ${m.seconds.toFixed(0)} s`,
         );
         break;
       }
@@ -43,8 +42,8 @@ export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
       case 'done': {
         const m = e.meta.metrics;
         if (m) {
-          process.stderr.write(
-            `${label}: clean accuracy ${m.cleanAccuracy.toFixed(4)}, PGD-${m.evalAttack.steps} (eps ${m.evalAttack.eps.toFixed(4)}) accuracy ${m.robustAccuracy.toFixed(4)} on ${m.evalSamples} test images\n`,
+          logLine(
+            `${label}: clean accuracy ${m.cleanAccuracy.toFixed(4)}, PGD-${m.evalAttack.steps} (eps ${m.evalAttack.eps.toFixed(4)}) accuracy ${m.robustAccuracy.toFixed(4)} on ${m.evalSamples} test images`,
           );
         }
         break;
