@@ -29,7 +29,11 @@ export function attachHead(encoder: tf.LayersModel, featureLayer: string, units:
   if (features.shape.length !== 2) throw new InputError(`--feature-layer: '${featureLayer}' outputs shape [${features.shape.join(', ')}]; a linear head needs flat features (e.g. pool)`);
   const head = tf.layers.dense({ name: 'logits', units, kernelInitializer: tf.initializers.glorotUniform({ seed }) });
   const logits = head.apply(features) as tf.SymbolicTensor;
-  return { model: tf.model({ inputs: encoder.inputs, outputs: logits, name: 'robustsim' }), head };
+  const model = tf.model({ inputs: encoder.inputs, outputs: logits, name: 'robustsim' });
+  // The encoder's own head is not part of the new model: free its weights now. Dispose only the
+  // returned model afterwards (it owns every remaining encoder layer), never the encoder as well.
+  for (const layer of encoder.layers) if (!model.layers.includes(layer)) layer.dispose();
+  return { model, head };
 }
 
 /** Load a checkpoint (trained or fully fine-tuned) or a linear probe (encoder + head) as a classifier. */

@@ -112,7 +112,12 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
 
   const train = await loadDataset({ name: cfg.dataset, split: 'train', dataDir: cfg.dataDir, seed: cfg.seed, limit: cfg.limit });
   const test = await loadDataset({ name: cfg.dataset, split: 'test', dataDir: cfg.dataDir, seed: cfg.seed, limit: cfg.evalLimit });
-  checkShape(train, enc, opts.checkpoint);
+  try {
+    checkShape(train, enc, opts.checkpoint);
+  } catch (err) {
+    encoder.dispose();
+    throw err;
+  }
   const { model } = attachHead(encoder, cfg.featureLayer, train.numClasses, subSeed(cfg.seed, 'head'));
   const head = model.getLayer('logits');
   const vars = (trainsEncoder(cfg.mode) ? model.trainableWeights : head.trainableWeights).map((w) => w.read() as tf.Variable);
@@ -195,7 +200,6 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   }
   emit({ type: 'done', out, metrics });
   model.dispose();
-  encoder.dispose();
   optimizer.dispose();
   return { out, kind: trainsEncoder(cfg.mode) ? 'checkpoint' : 'probe', config: cfg, metrics };
 }
