@@ -15,6 +15,7 @@ import { runEvaluation } from '../src/probe/eval-run.js';
 import { readEval } from '../src/formats/eval.js';
 import { fineTune } from '../src/probe/finetune.js';
 import { loadClassifier } from '../src/probe/classifier.js';
+import { layerProbes } from '../src/probe/layer-probes.js';
 import { InputError } from '../src/errors.js';
 
 /**
@@ -152,4 +153,19 @@ test('adversarial full fine-tuning writes a checkpoint that eval accepts; transf
     fineTune({ checkpoint: st, mode: 'linear', dataset: 'cifar10', dataDir: path.resolve('fixtures/cifar10'), epochs: 1 }),
     (e: unknown) => e instanceof InputError && /image shapes|32x32x3/.test(e.message),
   );
+});
+
+test('per-layer linear probes: one head per tap point, deeper features decode the labels better than the stem', async () => {
+  const before = tf.memory().numTensors;
+  const { out, results } = await layerProbes({ checkpoint: st, limit: 512, evalLimit: 128, epochs: 8, lr: 0.02 });
+  assert.equal(tf.memory().numTensors, before, 'layer probes leaked tensors');
+  assert.deepEqual(results.map((r) => r.layer), ['conv1', 'conv2', 'conv3', 'pool', 'logits']);
+  assert.equal(results[0].dim, 8);
+  const byLayer = Object.fromEntries(results.map((r) => [r.layer, r.testAccuracy]));
+  assert.ok(byLayer.pool > byLayer.conv1 + 0.2, `pool ${byLayer.pool} vs conv1 ${byLayer.conv1}`);
+  const meta = JSON.parse(await readFile(path.join(out, 'meta.json'), 'utf8'));
+  assert.equal(meta.results.length, 5);
+  const { model } = await loadCheckpoint(path.join(out, 'heads', 'pool'));
+  assert.deepEqual(model.inputs[0].shape, [null, results[3].dim]);
+  model.dispose();
 });
