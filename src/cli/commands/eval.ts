@@ -11,11 +11,13 @@ export const evalCommand: CommandModule = {
   builder: (y) =>
     y
       .option('model', { type: 'string', array: true, demandOption: true, describe: 'Checkpoint or probe directory (repeat or comma-separate for several)' })
-      .option('attacks', { type: 'string', default: 'clean,pgd20,apgd-ce,apgd-dlr', describe: 'Comma-separated: clean, fgsm, pgd<N> (default 20 steps), apgd-ce[<N>], apgd-dlr[<N>] (default 100 iterations)' })
+      .option('attacks', { type: 'string', default: 'clean,pgd20,apgd-ce,apgd-dlr', describe: 'Comma-separated: clean, fgsm, pgd<N> (default 20 steps), apgd-ce[<N>], apgd-dlr[<N>] (default 100 iterations), contrastive[<N>] (label-free NT-Xent PGD, default 20)' })
       .option('eps', { type: 'string', default: '8/255', describe: 'Comma-separated radii, fractions accepted: 2/255,4/255,8/255' })
       .option('norm', { choices: ['linf', 'l2'], default: 'linf', describe: 'Threat model' })
       .option('restarts', { type: 'number', default: 1, describe: 'Random restarts of PGD and APGD (per sample the strongest run counts)' })
       .option('step-size', { type: 'string', describe: 'PGD step size (default 2.5 * eps / steps); APGD needs none' })
+      .option('embedding-layer', { type: 'string', describe: "Contrastive attack: layer to embed with (default: 'projection' if the model has one, else 'pool')" })
+      .option('temperature', { type: 'number', default: 0.5, describe: 'Contrastive attack: NT-Xent temperature' })
       .option('seed', { type: 'number', default: 0, describe: 'Seed of the sample shuffle and of the attacks\' random starts' })
       .option('dataset', { choices: datasetNames, describe: 'Evaluation data (default: the model\'s dataset)' })
       .option('data-dir', { type: 'string', describe: 'Directory with CIFAR binary files (or MNIST IDX files)' })
@@ -38,6 +40,8 @@ export const evalCommand: CommandModule = {
         restarts: a.restarts as number,
         seed: a.seed as number,
         stepSize: a['step-size'] !== undefined ? parseFraction('--step-size', a['step-size']) : undefined,
+        embeddingLayer: a['embedding-layer'] as string | undefined,
+        temperature: a.temperature as number,
       },
       dataset: a.dataset as DatasetName | undefined,
       dataDir: a['data-dir'] as string | undefined,
