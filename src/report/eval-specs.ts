@@ -47,6 +47,8 @@ export function accuracyTableSpec(model: string, rows: EvalTableRow[]): TopLevel
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: `${model}: accuracy (n = ${mine[0]?.n ?? 0})`,
     background: 'white',
+    width: { step: 72 },
+    height: { step: 22 },
     data: { values },
     mark: { type: 'text', fontSize: 12 },
     encoding: {

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { buildReport, DEFAULT_REPORT_TITLE, formatSummaryLine } from '../../report/build.js';
+import { parseList } from '../parse.js';
 
 export const reportCommand: CommandModule = {
   command: 'report',
@@ -19,7 +20,7 @@ export const reportCommand: CommandModule = {
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
     const sims = (a.sim as unknown[]).map(String);
-    const res = await buildReport({ sims, out: String(a.out), title: String(a.title), notes: a.notes as string | undefined, evals: a.eval ? (a.eval as unknown[]).map(String) : undefined });
+    const res = await buildReport({ sims, out: String(a.out), title: String(a.title), notes: a.notes as string | undefined, evals: a.eval ? parseList(a.eval) : undefined });
     for (const row of res.summary) process.stdout.write(`${formatSummaryLine(row)}\n`);
     process.stdout.write(`${res.out}: ${res.charts} charts\n`);
   },
