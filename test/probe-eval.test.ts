@@ -169,3 +169,20 @@ test('per-layer linear probes: one head per tap point, deeper features decode th
   assert.deepEqual(model.inputs[0].shape, [null, results[3].dim]);
   model.dispose();
 });
+
+test('restarts only re-attack survivors: more restarts never raise robust accuracy', async () => {
+  const { model } = await loadCheckpoint(st);
+  const ds = await loadDataset({ name: 'fashion-mnist', split: 'test', seed: 4, limit: 48 });
+  const attacks = ['pgd3', 'apgd-ce4'].map(parseAttackSpec);
+  const run = (restarts: number) => evaluateRobustness({ models: [{ name: 'st', model }], dataset: ds, attacks, eps: [0.03], settings: { norm: 'linf', restarts, seed: 0 }, batchSize: 16 });
+  const one = await run(1);
+  const three = await run(3);
+  for (const a of ['pgd3', 'apgd-ce4']) {
+    const r1 = one.find((r) => r.attack === a)!;
+    const r3 = three.find((r) => r.attack === a)!;
+    assert.equal(r3.restarts, 3);
+    r3.correct.forEach((v, i) => assert.ok(v <= r1.correct[i], `${a} sample ${i} robust with 3 restarts but not with 1`));
+    assert.ok(r3.accuracy <= r1.accuracy);
+  }
+  model.dispose();
+});

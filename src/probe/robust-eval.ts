@@ -55,18 +55,27 @@ async function correctnessOn(
   opts: RobustEvalOptions,
   progress: (done: number) => void,
 ): Promise<Uint8Array> {
-  const out = new Uint8Array(indices.length);
+  const out = new Uint8Array(indices.length).fill(1);
   const shape: [number, number, number] = [ds.height, ds.width, ds.channels];
-  for (let start = 0; start < indices.length; start += opts.batchSize) {
-    const idx = indices.slice(start, start + opts.batchSize);
-    const batch = gatherBatch(ds, idx);
-    const { x, y } = batchTensors(batch.x, batch.y, shape);
-    // Seeds depend on the sample position only, so a sample meets the same random start whatever else is evaluated.
-    const settings = { ...opts.settings, seed: subSeed(opts.settings.seed, spec.name, idx[0]) };
-    const adv = spec.kind === 'clean' ? x : runAttack(spec, model, x, y, eps, settings);
-    out.set(await predictCorrect(model, adv, y), start);
-    tf.dispose([x, y, adv]);
-    progress(start + idx.length);
+  // Restarts as in AutoAttack: each new random start only attacks the samples that survived the
+  // previous ones, so a sample is robust only if every restart failed. Clean and FGSM are deterministic.
+  const restarts = spec.kind === 'clean' || spec.kind === 'fgsm' ? 1 : opts.settings.restarts;
+  let remaining = indices.map((_, k) => k);
+  for (let r = 0; r < restarts && remaining.length > 0; r++) {
+    for (let start = 0; start < remaining.length; start += opts.batchSize) {
+      const positions = remaining.slice(start, start + opts.batchSize);
+      const idx = positions.map((k) => indices[k]);
+      const batch = gatherBatch(ds, idx);
+      const { x, y } = batchTensors(batch.x, batch.y, shape);
+      // Seeds follow the attack, the restart and the batch's first sample: reproducible for the same request.
+      const settings = { ...opts.settings, restarts: 1, seed: subSeed(opts.settings.seed, spec.name, r, idx[0]) };
+      const adv = spec.kind === 'clean' ? x : runAttack(spec, model, x, y, eps, settings);
+      const hits = await predictCorrect(model, adv, y);
+      positions.forEach((k, i) => (out[k] = hits[i]));
+      tf.dispose([x, y, adv]);
+      if (r === 0) progress(start + idx.length);
+    }
+    remaining = remaining.filter((k) => out[k] === 1);
   }
   return out;
 }
