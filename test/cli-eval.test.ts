@@ -48,6 +48,15 @@ test('finetune (robust-linear) and layer-probes run from the command line; eval 
   assert.match(lp.stdout, /^pool\s+16/m);
 });
 
+test('--help of eval, finetune and layer-probes shows the defaults', () => {
+  for (const cmd of ['eval', 'finetune', 'layer-probes']) {
+    const r = run([cmd, '--help']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /\[default: /);
+  }
+  assert.match(run(['eval', '--help']).stdout, /default: "clean,pgd20,apgd-ce,apgd-dlr"/);
+});
+
 test('bad attack names and bad eps give one clear line and exit code 2', () => {
   const bad = run(['eval', '--model', ckpt, '--attacks', 'cw', '--out', path.join(root, 'x')]);
   assert.equal(bad.code, 2);

@@ -14,7 +14,7 @@ export const evalCommand: CommandModule = {
       .option('attacks', { type: 'string', default: 'clean,pgd20,apgd-ce,apgd-dlr', describe: 'Comma-separated: clean, fgsm, pgd<N> (default 20 steps), apgd-ce[<N>], apgd-dlr[<N>] (default 100 iterations), contrastive[<N>] (label-free NT-Xent PGD, default 20)' })
       .option('eps', { type: 'string', default: '8/255', describe: 'Comma-separated radii, fractions accepted: 2/255,4/255,8/255' })
       .option('norm', { choices: ['linf', 'l2'], default: 'linf', describe: 'Threat model' })
-      .option('restarts', { type: 'number', default: 1, describe: 'Random restarts of PGD and APGD (per sample the strongest run counts)' })
+      .option('restarts', { type: 'number', default: 1, describe: 'Random restarts of PGD, APGD and the contrastive attack; each restart re-attacks only the samples that survived' })
       .option('step-size', { type: 'string', describe: 'PGD step size (default 2.5 * eps / steps); APGD needs none' })
       .option('embedding-layer', { type: 'string', describe: "Contrastive attack: layer to embed with (default: 'projection' if the model has one, else 'pool')" })
       .option('temperature', { type: 'number', default: 0.5, describe: 'Contrastive attack: NT-Xent temperature' })
