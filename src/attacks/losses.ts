@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { PerSampleLoss } from './pgd.js';
+import { InputError } from '../errors.js';
 
 /** Per-sample softmax cross-entropy of integer labels. */
 export function crossEntropyPerSample(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
@@ -16,4 +17,34 @@ export function crossEntropyPerSample(logits: tf.Tensor2D, labels: tf.Tensor1D):
  */
 export function crossEntropyLoss(model: tf.LayersModel, labels: tf.Tensor1D, training = false): PerSampleLoss {
   return (x) => crossEntropyPerSample(model.apply(x, { training }) as tf.Tensor2D, labels);
+}
+
+/**
+ * Difference of Logits Ratio (Croce & Hein 2020), per sample:
+ *   DLR(z, y) = -(z_y - max_{i != y} z_i) / (z_(1) - z_(3) + 1e-12)
+ * with z_(1) >= z_(2) >= z_(3) the sorted logits. Invariant to shifting and rescaling the logits,
+ * so a model cannot hide behind large or saturated logits (a gradient-masking failure of CE).
+ * Needs at least 3 classes. Built from masked maxima because tfjs has no gradient for topk.
+ */
+export function dlrPerSample(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Tensor1D {
+  const k = logits.shape[1];
+  if (k < 3) throw new InputError(`DLR loss needs at least 3 classes, the model has ${k}`);
+  return tf.tidy(() => {
+    const big = 1e9;
+    const onehotY = tf.oneHot(tf.cast(labels, 'int32'), k);
+    const zy = tf.sum(tf.mul(logits, onehotY), 1);
+    const maxOther = tf.max(tf.sub(logits, tf.mul(onehotY, big)), 1);
+    // Sorted top-3 values by masking out the running argmax twice.
+    const first = tf.max(logits, 1);
+    const mask1 = tf.oneHot(tf.argMax(logits, 1), k);
+    const rest1 = tf.sub(logits, tf.mul(mask1, big));
+    const mask2 = tf.oneHot(tf.argMax(rest1, 1), k);
+    const third = tf.max(tf.sub(rest1, tf.mul(mask2, big)), 1);
+    return tf.neg(tf.div(tf.sub(zy, maxOther), tf.add(tf.sub(first, third), 1e-12))) as tf.Tensor1D;
+  });
+}
+
+/** DLR of the true labels, the model in inference mode. */
+export function dlrLoss(model: tf.LayersModel, labels: tf.Tensor1D, training = false): PerSampleLoss {
+  return (x) => dlrPerSample(model.apply(x, { training }) as tf.Tensor2D, labels);
 }

@@ -45,12 +45,12 @@ export function validatePgd(opts: PgdOptions): void {
 }
 
 /** Per-sample L2 norm over all non-batch axes, shaped [B, 1, 1, 1] for broadcasting. */
-function sampleNorm(t: tf.Tensor4D): tf.Tensor4D {
+export function sampleNorm(t: tf.Tensor4D): tf.Tensor4D {
   return tf.sqrt(tf.sum(tf.square(t), [1, 2, 3], true).add(1e-12)) as tf.Tensor4D;
 }
 
 /** Project x onto the eps-ball around x0 intersected with the [0, 1] box. */
-function project(x: tf.Tensor4D, x0: tf.Tensor4D, norm: Norm, eps: number): tf.Tensor4D {
+export function project(x: tf.Tensor4D, x0: tf.Tensor4D, norm: Norm, eps: number): tf.Tensor4D {
   return tf.tidy(() => {
     let delta = tf.sub(x, x0) as tf.Tensor4D;
     if (norm === 'linf') {
@@ -63,7 +63,8 @@ function project(x: tf.Tensor4D, x0: tf.Tensor4D, norm: Norm, eps: number): tf.T
   });
 }
 
-function randomStartPoint(x0: tf.Tensor4D, norm: Norm, eps: number, seed: number): tf.Tensor4D {
+/** A uniform point of the l_inf ball, or a random direction at a uniform radius for l_2, inside the box. */
+export function randomStartPoint(x0: tf.Tensor4D, norm: Norm, eps: number, seed: number): tf.Tensor4D {
   return tf.tidy(() => {
     if (norm === 'linf') {
       return project(tf.add(x0, tf.randomUniform(x0.shape, -eps, eps, 'float32', seed)) as tf.Tensor4D, x0, norm, eps);

@@ -9,6 +9,9 @@ import { captureCommand } from './commands/capture.js';
 import { ckaCommand } from './commands/cka.js';
 import { reportCommand } from './commands/report.js';
 import { demoCommand } from './commands/demo.js';
+import { evalCommand } from './commands/eval.js';
+import { finetuneCommand } from './commands/finetune.js';
+import { layerProbesCommand } from './commands/layer-probes.js';
 
 /** Commands that never touch tensors skip backend start-up. */
 const NO_BACKEND = new Set(['layers', 'report']);
@@ -40,6 +43,9 @@ async function main(): Promise<void> {
     .command(captureCommand)
     .command(ckaCommand)
     .command(reportCommand)
+    .command(evalCommand)
+    .command(finetuneCommand)
+    .command(layerProbesCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()

@@ -2,6 +2,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { readSimilarity } from '../formats/similarity.js';
+import { readEval } from '../formats/eval.js';
+import { accuracyTableSpec, robustAccuracySpec } from './eval-specs.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { provenance } from '../util/provenance.js';
 import { reportHtml, type Chart, type ReportSection } from './html.js';
@@ -21,6 +23,8 @@ export interface BuildReportOptions {
   title?: string;
   /** A paragraph shown under the title (plain text). */
   notes?: string;
+  /** eval.arrow files (or directories holding one): accuracy table and robust-accuracy-vs-eps chart per model. */
+  evals?: string[];
 }
 
 export const DEFAULT_REPORT_TITLE = 'robustsim: representation similarity report';
@@ -102,7 +106,16 @@ export async function buildReport(opts: BuildReportOptions): Promise<BuildReport
       metadata: metadataTables(input.sim.metadata),
     });
   }
-  const summaryCharts = series.length > 1 ? [await render('every model: CKA(layer@clean, layer@adv)', diagonalSpec(series, { title: 'clean-vs-adversarial CKA per layer, all models' }))] : [];
+  const evalCharts: Chart[] = [];
+  for (const p of opts.evals ?? []) {
+    const file = (await fs.stat(p).catch(() => undefined))?.isDirectory() ? path.join(p, 'eval.arrow') : p;
+    const { rows } = await readEval(file);
+    for (const model of [...new Set(rows.map((r) => r.model))]) {
+      evalCharts.push(await render(`${model}: accuracy table`, accuracyTableSpec(model, rows)));
+      if (rows.some((r) => r.model === model && r.attack !== 'clean')) evalCharts.push(await render(`${model}: robust accuracy vs eps`, robustAccuracySpec(model, rows)));
+    }
+  }
+  const summaryCharts = evalCharts.concat(series.length > 1 ? [await render('every model: CKA(layer@clean, layer@adv)', diagonalSpec(series, { title: 'clean-vs-adversarial CKA per layer, all models' }))] : []);
 
   const html = reportHtml({
     title: opts.title ?? DEFAULT_REPORT_TITLE,

@@ -1,0 +1,78 @@
+import type { CommandModule } from 'yargs';
+import { datasetNames, type DatasetName } from '../../data/index.js';
+import { fineTune, DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
+import { FINE_TUNE_MODES, type FineTuneMode } from '../../probe/meta.js';
+import { makeProgress } from '../progress.js';
+import { parseFraction } from '../parse.js';
+
+function attackOverride(a: Record<string, unknown>, prefix: '' | 'eval-'): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (a[`${prefix}eps`] !== undefined) o.eps = parseFraction(`--${prefix}eps`, a[`${prefix}eps`]);
+  if (a[`${prefix}step-size`] !== undefined) o.stepSize = parseFraction(`--${prefix}step-size`, a[`${prefix}step-size`]);
+  if (a[`${prefix}steps`] !== undefined) o.steps = a[`${prefix}steps`];
+  if (a.norm !== undefined) o.norm = a.norm;
+  return o;
+}
+
+export const finetuneCommand: CommandModule = {
+  command: 'finetune <checkpoint>',
+  aliases: ['probe'],
+  describe: 'Linear probe, robust linear probe (PAT), full fine-tuning or adversarial full fine-tuning (FAT) of a pre-trained encoder',
+  builder: (y) =>
+    y
+      .positional('checkpoint', { type: 'string', demandOption: true, describe: 'Encoder checkpoint directory' })
+      .option('mode', { choices: FINE_TUNE_MODES, default: 'linear', describe: 'linear | robust-linear (head on CE(clean)+CE(PGD)) | full | full-adv' })
+      .option('out', { type: 'string', describe: 'Output directory (default: <checkpoint>-<mode>[-<dataset>], beside the encoder)' })
+      .option('overwrite', { type: 'boolean', default: false })
+      .option('probe-dataset', { choices: datasetNames, describe: 'Train and evaluate the probe on another dataset with the same image shape (transfer)' })
+      .option('data-dir', { type: 'string', describe: 'Directory with CIFAR binary files for the probe dataset' })
+      .option('limit', { type: 'number', describe: 'Train on the first N training images after the seeded shuffle' })
+      .option('eval-limit', { type: 'number', default: DEFAULT_FINE_TUNE.evalLimit })
+      .option('feature-layer', { type: 'string', default: DEFAULT_FINE_TUNE.featureLayer, describe: 'Layer whose (flat) output feeds the head' })
+      .option('epochs', { type: 'number', default: DEFAULT_FINE_TUNE.epochs })
+      .option('batch-size', { type: 'number', default: DEFAULT_FINE_TUNE.batchSize })
+      .option('lr', { type: 'number', default: DEFAULT_FINE_TUNE.lr, describe: 'Adam learning rate' })
+      .option('adv-weight', { type: 'number', default: DEFAULT_FINE_TUNE.advWeight, describe: 'w in CE(clean) + w CE(adv)' })
+      .option('norm', { choices: ['linf', 'l2'], describe: 'Attack norm (default: the encoder\'s)' })
+      .option('eps', { type: 'string', describe: 'Training attack radius (default: the encoder\'s; 8/255 style accepted)' })
+      .option('step-size', { type: 'string', describe: 'Training attack step size' })
+      .option('steps', { type: 'number', describe: 'Training attack steps' })
+      .option('eval-eps', { type: 'string', describe: 'Final PGD radius (default: the encoder\'s evaluation attack)' })
+      .option('eval-step-size', { type: 'string' })
+      .option('eval-steps', { type: 'number' })
+      .option('seed', { type: 'number', default: DEFAULT_FINE_TUNE.seed }),
+  handler: async (argv) => {
+    const a = argv as Record<string, unknown>;
+    const bar = makeProgress('loss {loss}');
+    const res = await fineTune({
+      checkpoint: String(a.checkpoint),
+      mode: a.mode as FineTuneMode,
+      out: a.out as string | undefined,
+      overwrite: Boolean(a.overwrite),
+      dataset: a['probe-dataset'] as DatasetName | undefined,
+      dataDir: a['data-dir'] as string | undefined,
+      limit: a.limit as number | undefined,
+      evalLimit: a['eval-limit'] as number,
+      featureLayer: a['feature-layer'] as string,
+      epochs: a.epochs as number,
+      batchSize: a['batch-size'] as number,
+      lr: a.lr as number,
+      advWeight: a['adv-weight'] as number,
+      attack: attackOverride(a, ''),
+      evalAttack: attackOverride(a, 'eval-'),
+      seed: a.seed as number,
+      onEvent: (e) => {
+        if (e.type === 'step') {
+          if (e.step === 1) bar.start(e.stepsPerEpoch, `finetune epoch ${e.epoch + 1}`);
+          bar.update(e.step, { loss: e.loss.toFixed(3) });
+          if (e.step === e.stepsPerEpoch) bar.stop();
+        }
+      },
+    });
+    const m = res.metrics;
+    process.stdout.write(
+      `${res.out} (${res.kind}, ${res.config.mode} on ${res.config.dataset}): clean accuracy ${m.cleanAccuracy.toFixed(4)}, ` +
+        `PGD-${m.evalAttack.steps} (eps ${m.evalAttack.eps.toFixed(4)}) accuracy ${m.robustAccuracy.toFixed(4)} on ${m.evalSamples} test images\n`,
+    );
+  },
+};

@@ -1,0 +1,69 @@
+import type { DatasetName } from '../data/index.js';
+import type { PgdOptions } from '../attacks/pgd.js';
+import type { Provenance } from '../util/provenance.js';
+
+/**
+ * How a head (and, for the full modes, the encoder) is trained on top of a pre-trained encoder:
+ *   linear         frozen encoder, linear head on CE(clean)                       (SPEC: ST / AT rows)
+ *   robust-linear  frozen encoder, linear head on CE(clean) + CE(PGD)             (SPEC: PAT)
+ *   full           encoder and head on CE(clean)                                  (standard fine-tuning)
+ *   full-adv       encoder and head on CE(clean) + CE(PGD)                        (SPEC: FAT)
+ */
+export type FineTuneMode = 'linear' | 'robust-linear' | 'full' | 'full-adv';
+export const FINE_TUNE_MODES: readonly FineTuneMode[] = ['linear', 'robust-linear', 'full', 'full-adv'];
+
+export function isAdversarialMode(mode: FineTuneMode): boolean {
+  return mode === 'robust-linear' || mode === 'full-adv';
+}
+
+export function trainsEncoder(mode: FineTuneMode): boolean {
+  return mode === 'full' || mode === 'full-adv';
+}
+
+export interface FineTuneConfig {
+  mode: FineTuneMode;
+  /** Dataset the head is trained and evaluated on (a different one than the encoder's = transfer). */
+  dataset: DatasetName;
+  dataDir?: string;
+  limit?: number;
+  evalLimit: number;
+  featureLayer: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** The attack that makes the adversarial half of the loss (robust-linear, full-adv). */
+  attack: PgdOptions;
+  /** Weight of CE(adv) in CE(clean) + w CE(adv). */
+  advWeight: number;
+  /** Attack for the final robust-accuracy figure. */
+  evalAttack: PgdOptions;
+  seed: number;
+}
+
+export interface FineTuneMetrics {
+  cleanAccuracy: number;
+  robustAccuracy: number;
+  evalSamples: number;
+  evalAttack: PgdOptions;
+  trainLoss: number[];
+}
+
+/** meta.json of a linear probe directory: the head's weights live beside it, the encoder is referenced. */
+export interface ProbeMeta {
+  format: 'robustsim-probe/1';
+  name: string;
+  mode: FineTuneMode;
+  /** Encoder checkpoint directory, relative to the probe directory. */
+  encoder: string;
+  encoderName: string;
+  featureLayer: string;
+  dataset: DatasetName;
+  dataDir?: string;
+  inputShape: [number, number, number];
+  numClasses: number;
+  classNames: string[];
+  config: FineTuneConfig;
+  metrics: FineTuneMetrics;
+  backend: string;
+  provenance: Provenance;
+}
