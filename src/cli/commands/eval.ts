@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { DEFAULT_ATTACK_SETTINGS } from '../../attacks/suite.js';
 import { runEvaluation, formatEvalTable } from '../../probe/eval-run.js';
-import { makeProgress } from '../progress.js';
+import { makeTicker } from '../progress.js';
 import { parseFraction, parseList } from '../parse.js';
 
 export const evalCommand: CommandModule = {
@@ -28,8 +28,7 @@ export const evalCommand: CommandModule = {
       .option('out', { type: 'string', default: '.', describe: 'Directory for eval.arrow and eval.json' }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
-    const bar = makeProgress('');
-    let label = '';
+    const tick = makeTicker();
     const res = await runEvaluation({
       models: parseList(a.model),
       attacks: parseList(a.attacks),
@@ -50,17 +49,8 @@ export const evalCommand: CommandModule = {
       batchSize: a['batch-size'] as number,
       worstCase: Boolean(a['worst-case']),
       outDir: String(a.out),
-      onProgress: (p) => {
-        const now = `${p.model} ${p.attack}${p.attack === 'clean' ? '' : ` eps ${p.eps.toFixed(4)}`}`;
-        if (now !== label) {
-          if (label) bar.stop();
-          label = now;
-          bar.start(p.total, now);
-        }
-        bar.update(p.done);
-      },
+      onProgress: (p) => tick(`${p.model} ${p.attack}${p.attack === 'clean' ? '' : ` eps ${p.eps.toFixed(4)}`}`, p.done, p.total),
     });
-    if (label) bar.stop();
     process.stdout.write(formatEvalTable(res.rows) + '\n');
     process.stdout.write(`wrote ${res.arrowFile} and ${res.jsonFile}\n`);
   },

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { fineTune, DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
 import { FINE_TUNE_MODES, type FineTuneMode } from '../../probe/meta.js';
-import { makeProgress } from '../progress.js';
+import { makeTicker } from '../progress.js';
 import { parseFraction } from '../parse.js';
 
 function attackOverride(a: Record<string, unknown>, prefix: '' | 'eval-'): Record<string, unknown> {
@@ -43,7 +43,7 @@ export const finetuneCommand: CommandModule = {
       .option('seed', { type: 'number', default: DEFAULT_FINE_TUNE.seed }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
-    const bar = makeProgress('loss {loss}');
+    const tick = makeTicker('loss {loss}');
     const res = await fineTune({
       checkpoint: String(a.checkpoint),
       mode: a.mode as FineTuneMode,
@@ -62,11 +62,7 @@ export const finetuneCommand: CommandModule = {
       evalAttack: attackOverride(a, 'eval-'),
       seed: a.seed as number,
       onEvent: (e) => {
-        if (e.type === 'step') {
-          if (e.step === 1) bar.start(e.stepsPerEpoch, `finetune epoch ${e.epoch + 1}`);
-          bar.update(e.step, { loss: e.loss.toFixed(3) });
-          if (e.step === e.stepsPerEpoch) bar.stop();
-        }
+        if (e.type === 'step') tick(`finetune epoch ${e.epoch + 1}`, e.step, e.stepsPerEpoch, { loss: e.loss.toFixed(3) });
       },
     });
     const m = res.metrics;
