@@ -83,19 +83,53 @@ function klPerSample(pLogits: tf.Tensor2D, qLogits: tf.Tensor2D): tf.Tensor1D {
   });
 }
 
+/** A method's attack: the adversarial batch, the objective it maximised, and tensors to dispose. */
+export interface MethodAttack {
+  adv: tf.Tensor4D;
+  objective: PerSampleLoss;
+  owned: tf.Tensor[];
+}
+
+/** TRADES (Zhang et al. 2019): PGD maximising KL(f(x) || f(x')) from a random start in the ball. */
+export function tradesAttack(model: tf.LayersModel, x: tf.Tensor4D, cfg: TrainConfig, seed: number): MethodAttack {
+  const clean = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor2D);
+  const objective: PerSampleLoss = (xa) => klPerSample(clean, model.apply(xa, { training: false }) as tf.Tensor2D);
+  const adv = pgdAttack(objective, x, { ...cfg.attack, randomStart: true, seed });
+  return { adv, objective, owned: [clean] };
+}
+
+/**
+ * The attacks of the contrastive methods, each maximising the contrastive loss of the attacked view
+ * against a fixed partner embedding (with in-batch negatives):
+ *   study-at: PGD on the un-augmented x against x itself (the study's options: no random start by default);
+ *   rocl:     PGD from a uniform random start on view 1 against view 2;
+ *   clae:     one FGSM step (size eps) on view 1 against view 2.
+ */
+export function contrastiveAttack(
+  learner: Learner,
+  method: 'study-at' | 'rocl' | 'clae',
+  attacked: tf.Tensor4D,
+  partnerImages: tf.Tensor4D,
+  groups: tf.Tensor1D,
+  seed: number,
+): MethodAttack {
+  const partner = embed(learner, partnerImages, false);
+  const objective = contrastiveAttackLoss(learner, partner, groups);
+  const { attack } = learner.cfg;
+  const adv =
+    method === 'clae'
+      ? fgsmAttack(objective, attacked, { eps: attack.eps, norm: attack.norm })
+      : pgdAttack(objective, attacked, { ...attack, randomStart: method === 'rocl' ? true : attack.randomStart, seed });
+  return { adv, objective, owned: [partner] };
+}
+
 function prepareSupervised(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, seeds: BatchSeeds): PreparedBatch {
   const { model, cfg } = learner;
   const view = cfg.augment === 'none' ? x : augmentView(x, cfg, seeds.augment, 0);
   const owned: tf.Tensor[] = view === x ? [] : [view];
   if (cfg.method === 'trades') {
-    // TRADES (Zhang et al. 2019): attack maximises KL(f(x) || f(x')) from a random start in the ball.
-    const clean = tf.tidy(() => model.apply(view, { training: false }) as tf.Tensor2D);
-    const adv = pgdAttack((xa) => klPerSample(clean, model.apply(xa, { training: false }) as tf.Tensor2D), view, {
-      ...cfg.attack,
-      randomStart: true,
-      seed: seeds.attack,
-    });
-    owned.push(clean, adv);
+    const { adv, owned: attackOwned } = tradesAttack(model, view, cfg, seeds.attack);
+    owned.push(adv, ...attackOwned);
     const n = x.shape[0];
     return {
       tensors: owned,
@@ -142,10 +176,10 @@ function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, se
     const logits = logitsLayer.apply(stopGradient(feats)) as tf.Tensor2D;
     return { ce: tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar, logits };
   };
-  const partnerOf = (t: tf.Tensor4D) => {
-    const z = embed(learner, t, false);
-    owned.push(z);
-    return z;
+  const attackOf = (method: 'study-at' | 'rocl' | 'clae', attacked: tf.Tensor4D, partner: tf.Tensor4D) => {
+    const a = contrastiveAttack(learner, method, attacked, partner, groups, seeds.attack);
+    owned.push(a.adv, ...a.owned);
+    return a;
   };
 
   switch (cfg.method) {
@@ -161,8 +195,7 @@ function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, se
     case 'study-at': {
       // The study: PGD on the un-augmented image maximising contrastive(x, x + delta);
       // loss = contrastive(x, x_adv) + contrastive(aug1, aug2).
-      const adv = pgdAttack(contrastiveAttackLoss(learner, partnerOf(x), groups), x, { ...cfg.attack, seed: seeds.attack });
-      owned.push(adv);
+      const { adv } = attackOf('study-at', x, x);
       return {
         tensors: owned,
         loss: () => {
@@ -175,8 +208,7 @@ function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, se
     case 'rocl': {
       // RoCL (Kim et al. 2020): instance-wise attack on t1 against t2 with in-batch negatives;
       // loss = NT-Xent over the three views {t1, t2, adv} + (1/lambda) NT-Xent(adv, t2).
-      const adv = pgdAttack(contrastiveAttackLoss(learner, partnerOf(v2), groups), v1, { ...cfg.attack, randomStart: true, seed: seeds.attack });
-      owned.push(adv);
+      const { adv } = attackOf('rocl', v1, v2);
       return {
         tensors: owned,
         loss: () => {
@@ -190,8 +222,7 @@ function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, se
       // CLAE (Ho & Vasconcelos 2020): one FGSM step on view 1 maximising the batch NT-Xent against
       // view 2; loss = NT-Xent(z1, z2) + alpha NT-Xent(z1, z_adv). The adversarial batch is a separate
       // forward pass, so BatchNorm normalises it with its own batch statistics.
-      const adv = fgsmAttack(contrastiveAttackLoss(learner, partnerOf(v2), groups), v1, { eps: cfg.attack.eps, norm: cfg.attack.norm });
-      owned.push(adv);
+      const { adv } = attackOf('clae', v1, v2);
       return {
         tensors: owned,
         loss: () => {
