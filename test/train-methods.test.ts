@@ -9,7 +9,8 @@ import { loadDataset, gatherBatch } from '../src/data/index.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { batchTensors } from '../src/models/inputs.js';
 import { loadCheckpoint } from '../src/models/checkpoint.js';
-import { makeLearner, trainStep, batchLoss, contrastiveAttack, tradesAttack, type Learner } from '../src/train/methods.js';
+import { trainStep, batchLoss, contrastiveAttack, tradesAttack, aclAttack } from '../src/train/methods.js';
+import { makeLearner, learnerVariables, disposeLearner, type Learner } from '../src/train/learner.js';
 import { contrastiveGroups } from '../src/train/contrastive.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { trainModel } from '../src/train/loop.js';
@@ -44,11 +45,6 @@ function learnerFor(partial: Partial<TrainConfig>): Learner {
   return makeLearner(model, cfg, projection);
 }
 
-function disposeLearner(l: Learner): void {
-  l.model.dispose();
-  l.head?.dispose();
-}
-
 const COMBOS: Array<Partial<TrainConfig>> = [
   { scheme: 'sl', regime: 'st' },
   { scheme: 'sl', regime: 'at', method: 'pgd' },
@@ -59,13 +55,15 @@ const COMBOS: Array<Partial<TrainConfig>> = [
   { scheme: 'scl', regime: 'at', method: 'study-at' },
   { scheme: 'cl', regime: 'at', method: 'rocl' },
   { scheme: 'cl', regime: 'at', method: 'clae' },
+  { scheme: 'cl', regime: 'at', method: 'acl' },
+  { scheme: 'scl', regime: 'at', method: 'rcl-bound' },
 ];
 
 for (const combo of COMBOS) {
   const label = `${combo.scheme}/${combo.regime}${combo.method ? `/${combo.method}` : ''}`;
   test(`${label}: 20 steps on a fixed batch lower its loss, stay finite and leak no tensors`, () => {
     const learner = learnerFor(combo);
-    const vars = [...learner.model.trainableWeights, ...(learner.head?.trainableWeights ?? [])].map((w) => w.read() as tf.Variable);
+    const vars = learnerVariables(learner);
     const optimizer = tf.train.adam(3e-3);
     const seeds = { attack: 7, augment: 11 };
     const first = batchLoss(learner, x, y, seeds);
@@ -92,7 +90,7 @@ function checkBall(adv: tf.Tensor4D, x0: tf.Tensor4D, eps: number): void {
   assert.ok(dist > eps / 4, `the attack barely moved: ${dist}`);
 }
 
-for (const method of ['study-at', 'rocl', 'clae'] as const) {
+for (const method of ['study-at', 'rocl', 'clae', 'rcl-bound'] as const) {
   test(`${method} attack raises the contrastive loss it attacks, inside the eps ball and the [0, 1] box`, () => {
     const learner = learnerFor({ scheme: 'cl', regime: 'at', method });
     const groups = contrastiveGroups('cl', y);
@@ -110,6 +108,25 @@ for (const method of ['study-at', 'rocl', 'clae'] as const) {
     disposeLearner(learner);
   });
 }
+
+test('acl attack perturbs both views jointly, raising the adversarial-stream NT-Xent, inside the ball and the box', () => {
+  const learner = learnerFor({ scheme: 'cl', regime: 'at', method: 'acl' });
+  const groups = contrastiveGroups('cl', y);
+  const v2 = tf.tidy(() => tf.reverse(x, 2) as tf.Tensor4D);
+  const pair = tf.concat([x, v2], 0);
+  const before = tf.memory().numTensors;
+  const a = aclAttack(learner, x, v2, groups, 5);
+  const [l0, l1] = [pair, a.adv].map((input) => tf.tidy(() => tf.sum(a.objective(input)).dataSync()[0]));
+  assert.ok(l1 > l0, `loss ${l0} -> ${l1}`);
+  assert.deepEqual(a.adv.shape, [16, 32, 32, 3]);
+  checkBall(a.adv, pair, ATTACK.eps);
+  tf.dispose([a.adv, ...a.owned]);
+  assert.equal(tf.memory().numTensors, before);
+  // The adversarial stream has its own BatchNorm parameters, separate from the saved model's.
+  assert.equal(learner.advBatchNorms.length, learner.model.layers.filter((l) => l.getClassName() === 'BatchNormalization').length);
+  tf.dispose([groups, v2, pair]);
+  disposeLearner(learner);
+});
 
 test('trades attack raises KL(f(x) || f(x_adv)) from zero, inside the eps ball and the [0, 1] box', () => {
   const learner = learnerFor({ scheme: 'sl', regime: 'at', method: 'trades' });
@@ -180,3 +197,47 @@ test('resnet50 builds with bottleneck blocks and the usual tap names (build only
   model.dispose();
   assert.equal(tf.memory().numTensors, before);
 });
+
+for (const method of ['acl', 'rcl-bound'] as const) {
+  test(`${method}: an interrupted run resumed from its checkpoint (with its extra weight groups) matches an uninterrupted one`, async () => {
+    const base = {
+      dataset: 'cifar10' as const,
+      dataDir: FIXTURE,
+      limit: 32,
+      evalLimit: 8,
+      arch: 'convnet',
+      width: 4,
+      epochs: 1,
+      batchSize: 16,
+      scheme: 'cl' as const,
+      regime: 'at' as const,
+      method,
+      projDim: 8,
+      discHidden: 8,
+      attack: { ...ATTACK, steps: 1 },
+      evalAttack: { ...ATTACK, steps: 1 },
+    };
+    const straight = path.join(root, `${method}-straight`);
+    const interrupted = path.join(root, `${method}-interrupted`);
+    await trainModel({ ...base, out: straight });
+    await trainModel({ ...base, out: interrupted, maxSteps: 1 });
+    await trainModel({ ...base, out: interrupted, resume: true });
+    const group = method === 'acl' ? 'adv-bn' : 'discriminator';
+    const load = async (dir: string) => {
+      const ck = await loadCheckpoint<CheckpointMeta>(dir, { extraWeights: ['projection', group] });
+      const values = [
+        ...ck.model.getWeights().map((w) => w.dataSync()),
+        ...[...ck.extraWeights!.projection, ...ck.extraWeights![group]].map((w) => w.tensor.dataSync()),
+      ];
+      ck.model.dispose();
+      tf.dispose(Object.values(ck.extraWeights!).flatMap((g) => g.map((w) => w.tensor)));
+      return values;
+    };
+    const a = await load(straight);
+    const b = await load(interrupted);
+    assert.equal(a.length, b.length);
+    let maxDiff = 0;
+    a.forEach((w, i) => w.forEach((v, j) => (maxDiff = Math.max(maxDiff, Math.abs(v - b[i][j])))));
+    assert.ok(maxDiff < 1e-5, `weights differ by ${maxDiff}`);
+  });
+}

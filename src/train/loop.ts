@@ -5,8 +5,8 @@ import type { Dataset } from '../data/types.js';
 import { buildModel, resolveArch } from '../models/architectures.js';
 import { loadCheckpoint, readMeta, saveCheckpoint, resolveCheckpointDir, type NamedTensor } from '../models/checkpoint.js';
 import { batchTensors } from '../models/inputs.js';
-import { projectionWeights, PROJECTION_GROUP } from '../models/projection.js';
-import { makeLearner, trainStep, type Learner } from './methods.js';
+import { trainStep } from './methods.js';
+import { makeLearner, learnerVariables, learnerExtraWeights, extraGroupsFor, disposeLearner, type Learner } from './learner.js';
 import { evaluateAccuracy } from '../attacks/evaluate.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import { provenance } from '../util/provenance.js';
@@ -33,10 +33,6 @@ export interface TrainRequest extends Partial<TrainConfig> {
   onEvent?: (e: TrainEvent) => void;
 }
 
-function trainableVariables(model: tf.LayersModel): tf.Variable[] {
-  return model.trainableWeights.map((w) => w.read() as tf.Variable);
-}
-
 function checkResumable(saved: TrainConfig, wanted: TrainConfig, dir: string): void {
   for (const key of RESUME_KEYS) {
     const a = JSON.stringify(saved[key]);
@@ -60,8 +56,7 @@ function setLearningRate(opt: tf.Optimizer, lr: number): void {
 
 async function writeCheckpoint(out: string, learner: Learner, optimizer: tf.Optimizer, meta: CheckpointMeta): Promise<void> {
   const optimizerWeights = (await optimizer.getWeights()) as NamedTensor[];
-  const extraWeights = learner.head ? { [PROJECTION_GROUP]: projectionWeights(learner.head) } : undefined;
-  await saveCheckpoint(out, { model: learner.model, meta, optimizerWeights, extraWeights });
+  await saveCheckpoint(out, { model: learner.model, meta, optimizerWeights, extraWeights: learnerExtraWeights(learner) });
 }
 
 /** Train (or resume training) a model; returns the final checkpoint's meta. */
@@ -78,7 +73,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   let model: tf.LayersModel;
   let meta: CheckpointMeta;
   let optimizerWeights: NamedTensor[] | undefined;
-  let headWeights: NamedTensor[] | undefined;
+  let extraWeights: Record<string, NamedTensor[]> | undefined;
   const existing = await resolveCheckpointDir(req.out);
   const resumed = Boolean(req.resume && existing);
   if (existing && !req.resume) {
@@ -87,10 +82,10 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   if (resumed) {
     const saved = await readMeta<CheckpointMeta>(req.out);
     checkResumable(saved.config, cfg, req.out);
-    const ckpt = await loadCheckpoint<CheckpointMeta>(req.out, { withOptimizer: true, extraWeights: saved.projection ? [PROJECTION_GROUP] : [] });
+    const ckpt = await loadCheckpoint<CheckpointMeta>(req.out, { withOptimizer: true, extraWeights: extraGroupsFor(cfg) });
     model = ckpt.model;
     optimizerWeights = ckpt.optimizerWeights;
-    headWeights = ckpt.extraWeights?.[PROJECTION_GROUP];
+    extraWeights = ckpt.extraWeights;
     // Epochs may be extended on resume; everything else must match (checked above).
     meta = { ...ckpt.meta, config: { ...ckpt.meta.config, epochs: cfg.epochs, evalLimit: cfg.evalLimit, saveEvery: cfg.saveEvery } };
     meta.progress.complete = meta.progress.epochsDone >= cfg.epochs;
@@ -122,9 +117,9 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
     await optimizer.setWeights(optimizerWeights);
     tf.dispose(optimizerWeights.map((w) => w.tensor));
   }
-  const learner = makeLearner(model, cfg, meta.projection, headWeights);
+  const learner = makeLearner(model, cfg, meta.projection, extraWeights);
   // Order matters for resume: the optimizer's slots follow the variable order.
-  const vars = [...trainableVariables(model), ...(learner.head ? trainableVariables(learner.head) : [])];
+  const vars = learnerVariables(learner);
   const decayed = vars.filter((v) => /kernel/.test(v.name));
   const stepsPerEpoch = Math.ceil(train.n / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
@@ -221,8 +216,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   // A call stopped before its first step still leaves a checkpoint to resume from.
   if (!saved && !resumed) await snapshot();
   if (meta.progress.complete) emit({ type: 'done', meta });
-  model.dispose();
-  learner.head?.dispose();
+  disposeLearner(learner);
   optimizer.dispose();
   return meta;
 }

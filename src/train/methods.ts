@@ -1,8 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
 import { pgdAttack, fgsmAttack, type PerSampleLoss } from '../attacks/pgd.js';
-import { buildProjectionHead, l2Normalize, setProjectionWeights, type ProjectionConfig } from '../models/projection.js';
-import type { NamedTensor } from '../models/checkpoint.js';
+import { l2Normalize } from '../models/projection.js';
+import { learnerWeights, type Learner } from './learner.js';
+export type { Learner } from './learner.js';
+export { makeLearner } from './learner.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import { augment, CONTRASTIVE_AUGMENT, SUPERVISED_AUGMENT, type AugmentConfig } from './augment.js';
 import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
@@ -21,15 +23,6 @@ import type { TrainConfig } from './options.js';
  * so every checkpoint is a complete classifier (capture, evaluation and the CE attack work unchanged)
  * without the head influencing the encoder.
  */
-export interface Learner {
-  /** The saved model: image -> logits, with the scheme-independent tap points. */
-  model: tf.LayersModel;
-  /** image -> pooled features (shares the model's layers). */
-  features: tf.LayersModel;
-  /** Projection head (cl/scl only). */
-  head: tf.LayersModel | null;
-  cfg: TrainConfig;
-}
 
 export interface PreparedBatch {
   /** Tensors made by prepare (views, adversarial examples); the caller disposes them after the step. */
@@ -58,6 +51,11 @@ function augmentView(x: tf.Tensor4D, cfg: TrainConfig, seed: number, view: numbe
 const stopGradient = tf.customGrad(((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (
   x: tf.Tensor,
 ) => tf.Tensor;
+
+/** Identity forward, negated gradient (Ganin & Lempitsky 2015): one optimizer step plays both sides of a min-max. */
+const reverseGradient = tf.customGrad(((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.neg(dy) })) as unknown as Parameters<
+  typeof tf.customGrad
+>[0]) as (x: tf.Tensor) => tf.Tensor;
 
 /** L2-normalised projection of images (training mode updates BatchNorm statistics). */
 export function embed(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
@@ -103,11 +101,12 @@ export function tradesAttack(model: tf.LayersModel, x: tf.Tensor4D, cfg: TrainCo
  * against a fixed partner embedding (with in-batch negatives):
  *   study-at: PGD on the un-augmented x against x itself (the study's options: no random start by default);
  *   rocl:     PGD from a uniform random start on view 1 against view 2;
- *   clae:     one FGSM step (size eps) on view 1 against view 2.
+ *   clae:     one FGSM step (size eps) on view 1 against view 2;
+ *   rcl-bound: PGD (the run's attack options) on view 1 against view 2.
  */
 export function contrastiveAttack(
   learner: Learner,
-  method: 'study-at' | 'rocl' | 'clae',
+  method: 'study-at' | 'rocl' | 'clae' | 'rcl-bound',
   attacked: tf.Tensor4D,
   partnerImages: tf.Tensor4D,
   groups: tf.Tensor1D,
@@ -121,6 +120,29 @@ export function contrastiveAttack(
       ? fgsmAttack(objective, attacked, { eps: attack.eps, norm: attack.norm })
       : pgdAttack(objective, attacked, { ...attack, randomStart: method === 'rocl' ? true : attack.randomStart, seed });
   return { adv, objective, owned: [partner] };
+}
+
+/** L2-normalised projection through ACL's adversarial BatchNorm stream. */
+function embedAdv(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
+  return tf.tidy(() => l2Normalize(learner.head!.apply(learner.advFeatures!.apply(x, { training }), { training }) as tf.Tensor2D));
+}
+
+/**
+ * ACL (Jiang et al. 2020, dual stream): both views perturbed jointly by PGD maximising the NT-Xent of
+ * the adversarial pair, computed through the adversarial BatchNorm stream. Attacks the stacked [v1; v2].
+ */
+export function aclAttack(learner: Learner, v1: tf.Tensor4D, v2: tf.Tensor4D, groups: tf.Tensor1D, seed: number): MethodAttack {
+  const n = v1.shape[0];
+  const pair = tf.concat([v1, v2], 0);
+  const objective: PerSampleLoss = (xa) =>
+    tf.tidy(() => {
+      const [a, b] = tf.split(embedAdv(learner, xa, false), [n, n], 0) as [tf.Tensor2D, tf.Tensor2D];
+      const perImage = contrastivePerImage([a, b], groups, learner.cfg.temperature);
+      // One value per attacked sample (both views of an image share their image's loss; the sum is the batch loss).
+      return tf.div(tf.concat([perImage, perImage], 0), 2) as tf.Tensor1D;
+    });
+  const adv = pgdAttack(objective, pair, { ...learner.cfg.attack, seed });
+  return { adv, objective, owned: [pair] };
 }
 
 function prepareSupervised(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, seeds: BatchSeeds): PreparedBatch {
@@ -169,14 +191,15 @@ function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, se
     const z = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
     // (Backprop through a one-way tf.split fails in tfjs 4.22 with "Pass at least one tensor to concat".)
     const zs = parts.length === 1 ? [z] : (tf.split(z, parts.length, 0) as tf.Tensor2D[]);
-    return { z: zs, first: parts.length === 1 ? feats : (tf.slice(feats, [0, 0], [n, -1]) as tf.Tensor2D) };
+    const fs = parts.length === 1 ? [feats] : (tf.split(feats, parts.length, 0) as tf.Tensor2D[]);
+    return { z: zs, feats: fs, first: fs[0] };
   };
   /** Online linear head on detached features, clean cross-entropy. */
   const probe = (feats: tf.Tensor2D) => {
     const logits = logitsLayer.apply(stopGradient(feats)) as tf.Tensor2D;
     return { ce: tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar, logits };
   };
-  const attackOf = (method: 'study-at' | 'rocl' | 'clae', attacked: tf.Tensor4D, partner: tf.Tensor4D) => {
+  const attackOf = (method: 'study-at' | 'rocl' | 'clae' | 'rcl-bound', attacked: tf.Tensor4D, partner: tf.Tensor4D) => {
     const a = contrastiveAttack(learner, method, attacked, partner, groups, seeds.attack);
     owned.push(a.adv, ...a.owned);
     return a;
@@ -233,24 +256,46 @@ function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, se
         },
       };
     }
+    case 'acl': {
+      // ACL dual stream: loss = 1/2 [NT-Xent(clean pair, clean BN) + NT-Xent(adversarial pair, adversarial BN)].
+      const a = aclAttack(learner, v1, v2, groups, seeds.attack);
+      owned.push(a.adv, ...a.owned);
+      return {
+        tensors: owned,
+        loss: () => {
+          const clean = forward([v1, v2]);
+          const [za1, za2] = tf.split(embedAdv(learner, a.adv, true), 2, 0) as tf.Tensor2D[];
+          const { ce, logits } = probe(clean.first);
+          return { loss: tf.add(tf.mul(0.5, tf.add(C(clean.z), C([za1, za2]))), ce) as tf.Scalar, logits };
+        },
+      };
+    }
+    case 'rcl-bound': {
+      // Tran et al.: adversarial contrastive loss + w_b benign contrastive loss + w_d divergence, the
+      // divergence estimated by a discriminator (benign features "real", adversarial "fake"). Through a
+      // gradient-reversal layer the discriminator minimises its cross-entropy while the encoder maximises
+      // it (learns to fool it), in the same optimizer step.
+      const { adv } = attackOf('rcl-bound', v1, v2);
+      return {
+        tensors: owned,
+        loss: () => {
+          const { z, feats, first } = forward([v1, v2, adv]);
+          const { ce, logits } = probe(first);
+          const d = learner.discriminator!;
+          const real = d.apply(reverseGradient(feats[0])) as tf.Tensor2D;
+          const fake = d.apply(reverseGradient(feats[2])) as tf.Tensor2D;
+          // Binary cross-entropy with logits: -log sigmoid(real) - log(1 - sigmoid(fake)).
+          const divergence = tf.add(tf.mean(tf.softplus(tf.neg(real))), tf.mean(tf.softplus(fake)));
+          return {
+            loss: tf.addN([C([z[2], z[1]]), tf.mul(cfg.rclBenignWeight, C([z[0], z[1]])), tf.mul(cfg.rclDivergenceWeight, divergence), ce]) as tf.Scalar,
+            logits,
+          };
+        },
+      };
+    }
     default:
       throw new Error(`method '${cfg.method}' is not a contrastive method`);
   }
-}
-
-/** The features sub-model (image -> pooled features) and, for contrastive schemes, the projection head. */
-export function makeLearner(model: tf.LayersModel, cfg: TrainConfig, projection: ProjectionConfig | undefined, saved?: NamedTensor[]): Learner {
-  const features = tf.model({ inputs: model.inputs, outputs: model.getLayer('pool').output as tf.SymbolicTensor });
-  let head: tf.LayersModel | null = null;
-  if (projection) {
-    const featureDim = features.outputs[0].shape[1] as number;
-    head = buildProjectionHead(featureDim, projection, subSeed(cfg.seed, 'projection'));
-    if (saved) {
-      setProjectionWeights(head, saved);
-      tf.dispose(saved.map((w) => w.tensor));
-    }
-  }
-  return { model, features, head, cfg };
 }
 
 /** Views, attacks and the loss closure of one batch for the learner's scheme and method. */
@@ -291,11 +336,10 @@ export function trainStep(
 export function batchLoss(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, seeds: BatchSeeds): number {
   const batch = prepareBatch(learner, x, y, seeds);
   // Training-mode forward would move BatchNorm statistics; evaluate on copies of them by saving and restoring.
-  const saved = learner.model.getWeights().map((w) => w.clone());
-  const headSaved = learner.head?.getWeights().map((w) => w.clone());
+  const weights = learnerWeights(learner);
+  const saved = weights.map((w) => w.read().clone());
   const value = tf.tidy(() => batch.loss().loss.dataSync()[0]);
-  learner.model.setWeights(saved);
-  if (learner.head && headSaved) learner.head.setWeights(headSaved);
-  tf.dispose([...saved, ...(headSaved ?? []), ...batch.tensors]);
+  weights.forEach((w, i) => w.write(saved[i]));
+  tf.dispose([...saved, ...batch.tensors]);
   return value;
 }

@@ -9,13 +9,13 @@ export const FINE_TUNING_REGIMES = ['pat', 'fat', 'st-pat', 'st-fat'] as const;
 
 /**
  * How a regime-'at' model is trained (see docs/training-methods.md for papers and defaults):
- * sl: 'pgd' (Madry), 'trades'; cl/scl: 'study-at', 'rocl', 'clae'. Regime 'st' uses 'none'.
+ * sl: 'pgd' (Madry), 'trades'; cl/scl: 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'. Regime 'st' uses 'none'.
  */
-export type Method = 'none' | 'pgd' | 'trades' | 'study-at' | 'rocl' | 'clae';
+export type Method = 'none' | 'pgd' | 'trades' | 'study-at' | 'rocl' | 'clae' | 'acl' | 'rcl-bound';
 export const METHODS_BY_SCHEME: Record<Scheme, Method[]> = {
   sl: ['pgd', 'trades'],
-  cl: ['study-at', 'rocl', 'clae'],
-  scl: ['study-at', 'rocl', 'clae'],
+  cl: ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
+  scl: ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
 };
 export type AugmentName = 'none' | 'supervised' | 'contrastive';
 
@@ -48,6 +48,11 @@ export interface TrainConfig {
   roclLambda: number;
   /** CLAE alpha: weight of NT-Xent(z_i, z_adv). */
   claeAlpha: number;
+  /** rcl-bound: weight of the benign contrastive loss (w_b) and of the discriminator divergence (w_d). */
+  rclBenignWeight: number;
+  rclDivergenceWeight: number;
+  /** rcl-bound: hidden units of the discriminator MLP. */
+  discHidden: number;
   epochs: number;
   batchSize: number;
   optimizer: 'sgd' | 'adam';
@@ -78,6 +83,9 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
   tradesBeta: 6,
   roclLambda: 256,
   claeAlpha: 1,
+  rclBenignWeight: 1,
+  rclDivergenceWeight: 0.1,
+  discHidden: 64,
   epochs: 2,
   batchSize: 128,
   optimizer: 'adam',
@@ -139,6 +147,9 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (!(cfg.tradesBeta >= 0)) throw new InputError(`--trades-beta: expected a number >= 0, got ${cfg.tradesBeta}`);
   if (!(cfg.roclLambda > 0)) throw new InputError(`--rocl-lambda: expected a number > 0, got ${cfg.roclLambda}`);
   if (!(cfg.claeAlpha >= 0)) throw new InputError(`--clae-alpha: expected a number >= 0, got ${cfg.claeAlpha}`);
+  if (!(cfg.rclBenignWeight >= 0)) throw new InputError(`--rcl-benign-weight: expected a number >= 0, got ${cfg.rclBenignWeight}`);
+  if (!(cfg.rclDivergenceWeight >= 0)) throw new InputError(`--rcl-divergence-weight: expected a number >= 0, got ${cfg.rclDivergenceWeight}`);
+  int('--disc-hidden', cfg.discHidden, 1);
   if (cfg.optimizer !== 'sgd' && cfg.optimizer !== 'adam') throw new InputError(`--optimizer: expected sgd or adam, got '${cfg.optimizer}'`);
   validatePgd(cfg.attack);
   validatePgd(cfg.evalAttack);
@@ -161,6 +172,9 @@ export const RESUME_KEYS: Array<keyof TrainConfig> = [
   'tradesBeta',
   'roclLambda',
   'claeAlpha',
+  'rclBenignWeight',
+  'rclDivergenceWeight',
+  'discHidden',
   'batchSize',
   'optimizer',
   'lr',

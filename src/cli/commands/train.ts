@@ -99,8 +99,8 @@ export const trainCommand: CommandModule = {
         describe: 'st = standard training, at = adversarial training with --method (pat/fat/st-pat/st-fat: fine-tuning, not in train yet)',
       })
       .option('method', {
-        choices: ['pgd', 'trades', 'study-at', 'rocl', 'clae'],
-        describe: 'Adversarial method for --regime at: sl: pgd (default), trades; cl/scl: study-at (default), rocl, clae (docs/training-methods.md)',
+        choices: ['pgd', 'trades', 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
+        describe: 'Adversarial method for --regime at: sl: pgd (default), trades; cl/scl: study-at (default), rocl, clae, acl, rcl-bound (docs/training-methods.md)',
       })
       .option('augment', { choices: ['none', 'supervised', 'contrastive'], describe: 'Training augmentation (default: none for sl, contrastive for cl/scl)' })
       .option('temperature', { type: 'number', default: DEFAULT_TRAIN.temperature, describe: 'Contrastive temperature tau (cl/scl)' })
@@ -109,6 +109,9 @@ export const trainCommand: CommandModule = {
       .option('trades-beta', { type: 'number', default: DEFAULT_TRAIN.tradesBeta, describe: 'TRADES: weight of the KL term' })
       .option('rocl-lambda', { type: 'number', default: DEFAULT_TRAIN.roclLambda, describe: 'RoCL: the NT-Xent(adv, t2) regulariser is weighted 1/lambda' })
       .option('clae-alpha', { type: 'number', default: DEFAULT_TRAIN.claeAlpha, describe: 'CLAE: weight of NT-Xent(z_i, z_adv)' })
+      .option('rcl-benign-weight', { type: 'number', default: DEFAULT_TRAIN.rclBenignWeight, describe: 'rcl-bound: w_b, weight of the benign contrastive loss' })
+      .option('rcl-divergence-weight', { type: 'number', default: DEFAULT_TRAIN.rclDivergenceWeight, describe: 'rcl-bound: w_d, weight of the discriminator divergence' })
+      .option('disc-hidden', { type: 'number', default: DEFAULT_TRAIN.discHidden, describe: 'rcl-bound: hidden units of the discriminator' })
       .option('epochs', { type: 'number', default: DEFAULT_TRAIN.epochs })
       .option('batch-size', { type: 'number', default: DEFAULT_TRAIN.batchSize })
       .option('optimizer', { choices: ['sgd', 'adam'], default: DEFAULT_TRAIN.optimizer, describe: 'sgd = SGD with momentum' })
@@ -145,6 +148,9 @@ export const trainCommand: CommandModule = {
       tradesBeta: a['trades-beta'] as number,
       roclLambda: a['rocl-lambda'] as number,
       claeAlpha: a['clae-alpha'] as number,
+      rclBenignWeight: a['rcl-benign-weight'] as number,
+      rclDivergenceWeight: a['rcl-divergence-weight'] as number,
+      discHidden: a['disc-hidden'] as number,
       epochs: a.epochs as number,
       batchSize: a['batch-size'] as number,
       optimizer: a.optimizer as 'sgd' | 'adam',
