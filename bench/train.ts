@@ -11,7 +11,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../src/backend/index.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
-import { makeLearner, trainStep } from '../src/train/methods.js';
+import { trainStep } from '../src/train/methods.js';
+import { makeLearner, learnerVariables, disposeLearner } from '../src/train/learner.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { augment, CONTRASTIVE_AUGMENT } from '../src/train/augment.js';
 import { makeRng } from '../src/util/rng.js';
@@ -32,26 +33,36 @@ interface Row {
   key: string;
   label: string;
   cfg: Partial<TrainConfig>;
+  /** Images per step (default: the batch); SimCLR pushes 2 x batch views through the encoder. */
+  images?: number;
 }
 const ROWS: Row[] = [
   { key: 'sl-st', label: 'ST (sl, cross-entropy)', cfg: { scheme: 'sl', regime: 'st' } },
+  { key: 'sl-st-256', label: 'ST at batch 256 (as many images per step as SimCLR encodes)', cfg: { scheme: 'sl', regime: 'st' }, images: 2 * batch },
   { key: 'sl-pgd', label: 'PGD-AT (sl, PGD-5 8/255)', cfg: { scheme: 'sl', regime: 'at', method: 'pgd' } },
   { key: 'cl-st', label: 'SimCLR (cl, 2 views, NT-Xent; robustsim includes its augmentation, PyTorch only a flip)', cfg: { scheme: 'cl', regime: 'st' } },
 ];
 
 const backend = await initBackend(backendChoice);
-const x = tf.randomUniform([batch, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-const y = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), 'int32');
+function batchOf(n: number): { x: tf.Tensor4D; y: tf.Tensor1D } {
+  return {
+    x: tf.randomUniform([n, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D,
+    y: tf.tensor1d(Array.from({ length: n }, (_, i) => i % 10), 'int32'),
+  };
+}
+const { x, y } = batchOf(batch);
 
 async function measure(row: Row): Promise<number> {
   const cfg = resolveTrainConfig({ arch: 'resnet-small', attack, weightDecay: 0, ...row.cfg });
   const { model } = buildModel({ arch: resolveArch(cfg.arch), inputShape: [32, 32, 3], numClasses: 10, seed: 0 });
   const featureDim = model.getLayer('pool').outputShape[1] as number;
   const learner = makeLearner(model, cfg, cfg.scheme === 'sl' ? undefined : { hidden: featureDim, dim: 128 });
-  const vars = [...model.trainableWeights, ...(learner.head?.trainableWeights ?? [])].map((w) => w.read() as tf.Variable);
+  const vars = learnerVariables(learner);
   const optimizer = tf.train.adam(1e-3);
+  const images = row.images ?? batch;
+  const data = images === batch ? { x, y } : batchOf(images);
   const run = async (i: number) => {
-    const { loss, correct } = trainStep(learner, optimizer, vars, [], x, y, { attack: i, augment: i });
+    const { loss, correct } = trainStep(learner, optimizer, vars, [], data.x, data.y, { attack: i, augment: i });
     await loss.data();
     tf.dispose([loss, correct]);
   };
@@ -60,9 +71,9 @@ async function measure(row: Row): Promise<number> {
   for (let i = 0; i < steps; i++) await run(warmup + i);
   const seconds = (performance.now() - t0) / 1000;
   optimizer.dispose();
-  model.dispose();
-  learner.head?.dispose();
-  return (batch * steps) / seconds;
+  disposeLearner(learner);
+  if (data.x !== x) tf.dispose([data.x, data.y]);
+  return (images * steps) / seconds;
 }
 
 async function augmentRate(): Promise<number> {

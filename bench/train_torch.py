@@ -78,6 +78,7 @@ def main():
     bs, steps, warmup = cfg["batch"], cfg["steps"], cfg["warmup"]
     x = torch.rand(bs, 3, 32, 32)
     y = torch.randint(0, 10, (bs,))
+    x2, y2 = torch.cat([x, torch.flip(x, dims=[3])]), torch.cat([y, y])
     out = {}
     for method in cfg["methods"]:
         model = SmallResNet()
@@ -88,6 +89,8 @@ def main():
         def step():
             if method == "sl-st":
                 loss = F.cross_entropy(model(x), y)
+            elif method == "sl-st-256":
+                loss = F.cross_entropy(model(x2), y2)
             elif method == "sl-pgd":
                 a = cfg["attack"]
                 loss = F.cross_entropy(model(pgd(model, x, y, a["eps"], a["stepSize"], a["steps"])), y)
@@ -106,7 +109,8 @@ def main():
         t0 = time.perf_counter()
         for _ in range(steps):
             step()
-        out[method] = bs * steps / (time.perf_counter() - t0)
+        images = 2 * bs if method == "sl-st-256" else bs
+        out[method] = images * steps / (time.perf_counter() - t0)
     print(json.dumps(out))
 
 
