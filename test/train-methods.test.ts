@@ -47,6 +47,7 @@ function learnerFor(partial: Partial<TrainConfig>): Learner {
 
 const COMBOS: Array<Partial<TrainConfig>> = [
   { scheme: 'sl', regime: 'st' },
+  { scheme: 'sl', regime: 'st', augment: 'supervised' },
   { scheme: 'sl', regime: 'at', method: 'pgd' },
   { scheme: 'sl', regime: 'at', method: 'trades' },
   { scheme: 'cl', regime: 'st' },
@@ -60,7 +61,7 @@ const COMBOS: Array<Partial<TrainConfig>> = [
 ];
 
 for (const combo of COMBOS) {
-  const label = `${combo.scheme}/${combo.regime}${combo.method ? `/${combo.method}` : ''}`;
+  const label = `${combo.scheme}/${combo.regime}${combo.method ? `/${combo.method}` : ''}${combo.augment ? ` (augment ${combo.augment})` : ''}`;
   test(`${label}: 20 steps on a fixed batch lower its loss, stay finite and leak no tensors`, () => {
     const learner = learnerFor(combo);
     const vars = learnerVariables(learner);
