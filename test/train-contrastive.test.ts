@@ -82,3 +82,16 @@ test('contrastivePerImage averages the views of each image; l2Normalize gives un
   for (let i = 0; i < 3; i++) assert.ok(Math.abs(perImage[i] - (anchors[i] + anchors[i + 3]) / 2) < 1e-4);
   tf.dispose([zt, v1, v2]);
 });
+
+test('stopGradient passes values and blocks gradients; reverseGradient negates them', async () => {
+  const { stopGradient, reverseGradient } = await import('../src/train/gradients.js');
+  const x = tf.tensor1d([1, -2, 3]);
+  const w = tf.tensor1d([0.5, 2, -1]);
+  const value = stopGradient(x);
+  assert.deepEqual(Array.from(value.dataSync()), [1, -2, 3]);
+  const gStop = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(stopGradient(t), w)))(x);
+  const gRev = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(reverseGradient(t), w)))(x);
+  assert.deepEqual(Array.from(gStop.dataSync()), [0, 0, 0]);
+  assert.deepEqual(Array.from(gRev.dataSync()), [-0.5, -2, 1]);
+  tf.dispose([x, w, value, gStop, gRev]);
+});

@@ -2,13 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
 import { pgdAttack, fgsmAttack, type PerSampleLoss } from '../attacks/pgd.js';
 import { l2Normalize } from '../models/projection.js';
-import { learnerWeights, type Learner } from './learner.js';
-export type { Learner } from './learner.js';
-export { makeLearner } from './learner.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import { augment, CONTRASTIVE_AUGMENT, SUPERVISED_AUGMENT, type AugmentConfig } from './augment.js';
 import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
+import { reverseGradient, stopGradient } from './gradients.js';
+import { learnerWeights, type Learner } from './learner.js';
 import type { TrainConfig } from './options.js';
+
+export type { Learner } from './learner.js';
+export { makeLearner } from './learner.js';
 
 /**
  * The training objective of every (scheme, method) pair, split in two phases:
@@ -46,16 +48,6 @@ function augmentView(x: tf.Tensor4D, cfg: TrainConfig, seed: number, view: numbe
   if (cfg.augment === 'none') return tf.clone(x);
   return augment(x, makeRng(subSeed(seed, 'view', view)), AUGMENTS[cfg.augment]);
 }
-
-/** Identity forward, zero gradient: keeps the online linear head from training the encoder. */
-const stopGradient = tf.customGrad(((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) })) as unknown as Parameters<typeof tf.customGrad>[0]) as (
-  x: tf.Tensor,
-) => tf.Tensor;
-
-/** Identity forward, negated gradient (Ganin & Lempitsky 2015): one optimizer step plays both sides of a min-max. */
-const reverseGradient = tf.customGrad(((x: tf.Tensor) => ({ value: tf.clone(x), gradFunc: (dy: tf.Tensor) => tf.neg(dy) })) as unknown as Parameters<
-  typeof tf.customGrad
->[0]) as (x: tf.Tensor) => tf.Tensor;
 
 /** L2-normalised projection of images (training mode updates BatchNorm statistics). */
 export function embed(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
