@@ -16,6 +16,7 @@ export { augment, sampleAugmentParams, applyAugment, CONTRASTIVE_AUGMENT, SUPERV
 export { groupContrastivePerAnchor, contrastivePerImage } from './train/contrastive.js';
 export { makeLearner, learnerVariables, disposeLearner, type Learner } from './train/learner.js';
 export { prepareBatch, trainStep, embed, contrastiveAttack, contrastiveAttackLoss, aclAttack, tradesAttack } from './train/methods.js';
+export { loadContrastiveThreatModel, type ContrastiveThreatModel } from './train/threat-models.js';
 export { buildProjectionHead, l2Normalize, type ProjectionConfig } from './models/projection.js';
 export type { CheckpointMeta } from './train/meta.js';
 export { captureActivations, type CaptureOptions } from './cka/capture.js';

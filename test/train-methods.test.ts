@@ -242,3 +242,23 @@ for (const method of ['acl', 'rcl-bound'] as const) {
     assert.ok(maxDiff < 1e-5, `weights differ by ${maxDiff}`);
   });
 }
+
+test('threat model I: the contrastive-loss attack of a cl checkpoint raises its loss in the ball; an sl checkpoint is refused', async () => {
+  const { loadContrastiveThreatModel } = await import('../src/train/threat-models.js');
+  const { pgdAttack } = await import('../src/attacks/pgd.js');
+  const base = { dataset: 'cifar10' as const, dataDir: FIXTURE, limit: 16, evalLimit: 8, arch: 'convnet', width: 4, epochs: 1, batchSize: 16, projDim: 8, evalAttack: { ...ATTACK, steps: 1 } };
+  const clDir = path.join(root, 'tm1-cl');
+  await trainModel({ ...base, out: clDir, scheme: 'cl', regime: 'st' });
+  const tm = await loadContrastiveThreatModel(clDir);
+  const { loss, dispose } = tm.lossFor(x);
+  const adv = pgdAttack(loss, x, ATTACK);
+  const [l0, l1] = [x, adv].map((input) => tf.tidy(() => tf.sum(loss(input)).dataSync()[0]));
+  assert.ok(l1 > l0, `loss ${l0} -> ${l1}`);
+  checkBall(adv, x, ATTACK.eps);
+  tf.dispose(adv);
+  dispose();
+  tm.dispose();
+  const slDir = path.join(root, 'tm1-sl');
+  await trainModel({ ...base, out: slDir });
+  await assert.rejects(loadContrastiveThreatModel(slDir), (e: unknown) => e instanceof InputError && /projection head/.test(e.message));
+});
