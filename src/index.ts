@@ -11,7 +11,13 @@ export { pgdAttack, fgsmAttack, DEFAULT_PGD, type PgdOptions, type PerSampleLoss
 export { crossEntropyLoss, crossEntropyPerSample } from './attacks/losses.js';
 export { evaluateAccuracy } from './attacks/evaluate.js';
 export { trainModel, type TrainRequest, type TrainEvent } from './train/loop.js';
-export { DEFAULT_TRAIN, type TrainConfig } from './train/options.js';
+export { DEFAULT_TRAIN, METHODS_BY_SCHEME, type TrainConfig, type Scheme, type Method } from './train/options.js';
+export { augment, sampleAugmentParams, applyAugment, CONTRASTIVE_AUGMENT, SUPERVISED_AUGMENT, type AugmentConfig } from './train/augment.js';
+export { groupContrastivePerAnchor, contrastivePerImage } from './train/contrastive.js';
+export { makeLearner, learnerVariables, disposeLearner, type Learner } from './train/learner.js';
+export { prepareBatch, trainStep, embed, contrastiveAttack, contrastiveAttackLoss, aclAttack, tradesAttack } from './train/methods.js';
+export { loadContrastiveThreatModel, type ContrastiveThreatModel } from './train/threat-models.js';
+export { buildProjectionHead, l2Normalize, type ProjectionConfig } from './models/projection.js';
 export type { CheckpointMeta } from './train/meta.js';
 export { captureActivations, type CaptureOptions } from './cka/capture.js';
 export { linearCkaMatrix, type CkaEstimator } from './cka/engine.js';

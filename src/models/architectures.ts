@@ -13,10 +13,16 @@ export interface ArchConfig {
   stages: number[];
   /** Channels of the first stage; doubled at every later stage. */
   width: number;
+  /**
+   * Residual block type (resnet only): 'basic' (two 3x3 convs, the default) or 'bottleneck'
+   * (1x1 reduce, 3x3, 1x1 expand to 4x the stage width, as ResNet-50).
+   */
+  block?: 'basic' | 'bottleneck';
 }
 
 export const ARCH_PRESETS: Record<string, ArchConfig> = {
   resnet18: { family: 'resnet', stages: [2, 2, 2, 2], width: 64 },
+  resnet50: { family: 'resnet', stages: [3, 4, 6, 3], width: 64, block: 'bottleneck' },
   resnet10: { family: 'resnet', stages: [1, 1, 1, 1], width: 64 },
   'resnet-small': { family: 'resnet', stages: [1, 1, 1], width: 16 },
   convnet: { family: 'convnet', stages: [1, 1, 1], width: 32 },
@@ -88,6 +94,32 @@ function basicBlock(x: tf.SymbolicTensor, name: string, filters: number, strides
   return tf.layers.reLU({ name }).apply(sum) as tf.SymbolicTensor;
 }
 
+/**
+ * Bottleneck block (1x1 -> 3x3 -> 1x1 with 4x expansion; stride on the 3x3, as torchvision's
+ * ResNet v1.5); a 1x1 projection shortcut when the shape changes.
+ */
+function bottleneckBlock(x: tf.SymbolicTensor, name: string, filters: number, strides: number, seed: { next: number }): tf.SymbolicTensor {
+  const inChannels = x.shape[x.shape.length - 1];
+  const outChannels = filters * 4;
+  const conv1x1 = (t: tf.SymbolicTensor, layer: string, f: number, s: number) =>
+    tf.layers
+      .conv2d({ name: layer, filters: f, kernelSize: 1, strides: s, padding: 'same', useBias: false, kernelInitializer: heInit(seed) })
+      .apply(t) as tf.SymbolicTensor;
+  let y = conv1x1(x, `${name}.a.conv`, filters, 1);
+  y = tf.layers.batchNormalization({ name: `${name}.a.bn`, momentum: 0.9, epsilon: 1e-5 }).apply(y) as tf.SymbolicTensor;
+  y = tf.layers.reLU({ name: `${name}.a.relu` }).apply(y) as tf.SymbolicTensor;
+  y = convBnRelu(y, `${name}.b`, filters, strides, seed);
+  y = conv1x1(y, `${name}.c.conv`, outChannels, 1);
+  y = tf.layers.batchNormalization({ name: `${name}.c.bn`, momentum: 0.9, epsilon: 1e-5 }).apply(y) as tf.SymbolicTensor;
+  let shortcut = x;
+  if (strides !== 1 || inChannels !== outChannels) {
+    shortcut = conv1x1(x, `${name}.proj`, outChannels, strides);
+    shortcut = tf.layers.batchNormalization({ name: `${name}.proj_bn`, momentum: 0.9, epsilon: 1e-5 }).apply(shortcut) as tf.SymbolicTensor;
+  }
+  const sum = tf.layers.add({ name: `${name}.add` }).apply([y, shortcut]) as tf.SymbolicTensor;
+  return tf.layers.reLU({ name }).apply(sum) as tf.SymbolicTensor;
+}
+
 function head(x: tf.SymbolicTensor, numClasses: number, seed: { next: number }): tf.SymbolicTensor {
   const pooled = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(x) as tf.SymbolicTensor;
   return tf.layers
@@ -109,7 +141,8 @@ export function buildModel(opts: BuildOptions): BuiltModel {
       const filters = arch.width * 2 ** s;
       for (let b = 0; b < blocks; b++) {
         const name = `stage${s + 1}.block${b + 1}`;
-        x = basicBlock(x, name, filters, s > 0 && b === 0 ? 2 : 1, seed);
+        const block = arch.block === 'bottleneck' ? bottleneckBlock : basicBlock;
+        x = block(x, name, filters, s > 0 && b === 0 ? 2 : 1, seed);
         taps.push(name);
       }
     });

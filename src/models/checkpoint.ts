@@ -25,6 +25,25 @@ export interface CheckpointContent<M> {
   meta: M;
   /** Optimizer slots (tfjs `optimizer.getWeights()`), saved for exact resume. */
   optimizerWeights?: NamedTensor[];
+  /**
+   * Named groups of weights that are not part of the saved LayersModel (e.g. a contrastive projection
+   * head), each stored as `<group>.weights.json` + `<group>.weights.bin` beside it.
+   */
+  extraWeights?: Record<string, NamedTensor[]>;
+}
+
+const extraFiles = (group: string) => [`${group}.weights.json`, `${group}.weights.bin`] as const;
+
+async function encodeGroup(weights: NamedTensor[]): Promise<{ specs: tf.io.WeightsManifestEntry[]; data: Uint8Array }> {
+  const enc = await tf.io.encodeWeights(weights);
+  return { specs: enc.specs, data: new Uint8Array(toArrayBuffer(enc.data)) };
+}
+
+async function decodeGroup(jsonFile: string, binFile: string): Promise<NamedTensor[]> {
+  const specs = JSON.parse(await fs.readFile(jsonFile, 'utf8')) as tf.io.WeightsManifestEntry[];
+  const buf = await fs.readFile(binFile);
+  const map = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer, specs);
+  return specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
 }
 
 function toArrayBuffer(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
@@ -53,7 +72,17 @@ export async function saveCheckpoint<M>(dir: string, content: CheckpointContent<
     const enc = await tf.io.encodeWeights(content.optimizerWeights);
     optimizer = { specs: enc.specs, data: new Uint8Array(toArrayBuffer(enc.data)) };
   }
+  const extras: Array<[string, { specs: tf.io.WeightsManifestEntry[]; data: Uint8Array }]> = [];
+  for (const [group, weights] of Object.entries(content.extraWeights ?? {})) {
+    if (!/^[a-z][a-z0-9-]*$/.test(group)) throw new Error(`extra weight group name '${group}' must be lower-case letters, digits, '-'`);
+    extras.push([group, await encodeGroup(weights)]);
+  }
   await writeDirAtomic(dir, async (tmp) => {
+    for (const [group, enc] of extras) {
+      const [json, bin] = extraFiles(group);
+      await fs.writeFile(path.join(tmp, json), JSON.stringify(enc.specs));
+      await fs.writeFile(path.join(tmp, bin), enc.data);
+    }
     await fs.writeFile(path.join(tmp, MODEL_JSON), JSON.stringify(modelJson));
     await fs.writeFile(path.join(tmp, WEIGHTS_BIN), weights);
     if (optimizer) {
@@ -86,7 +115,10 @@ export async function readMeta<M>(dir: string): Promise<M> {
   }
 }
 
-export async function loadCheckpoint<M>(dir: string, opts: { withOptimizer?: boolean } = {}): Promise<CheckpointContent<M>> {
+export async function loadCheckpoint<M>(
+  dir: string,
+  opts: { withOptimizer?: boolean; extraWeights?: string[] } = {},
+): Promise<CheckpointContent<M>> {
   const meta = await readMeta<M>(dir);
   const resolved = (await resolveCheckpointDir(dir))!;
   const modelFile = path.join(resolved, MODEL_JSON);
@@ -129,5 +161,14 @@ export async function loadCheckpoint<M>(dir: string, opts: { withOptimizer?: boo
     const map = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer, specs);
     optimizerWeights = specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
   }
-  return { model, meta, optimizerWeights };
+  let extraWeights: Record<string, NamedTensor[]> | undefined;
+  for (const group of opts.extraWeights ?? []) {
+    const [json, bin] = extraFiles(group).map((f) => path.join(resolved, f));
+    if (!(await exists(json)) || !(await exists(bin))) {
+      model.dispose();
+      throw new InputError(`${json}: missing (the checkpoint in '${dir}' has no '${group}' weights)`);
+    }
+    (extraWeights ??= {})[group] = await decodeGroup(json, bin);
+  }
+  return { model, meta, optimizerWeights, extraWeights };
 }

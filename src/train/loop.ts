@@ -3,10 +3,10 @@ import { InputError } from '../errors.js';
 import { loadDataset, batchIndices, gatherBatch } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
 import { buildModel, resolveArch } from '../models/architectures.js';
-import { loadCheckpoint, saveCheckpoint, resolveCheckpointDir, type NamedTensor } from '../models/checkpoint.js';
+import { loadCheckpoint, readMeta, saveCheckpoint, resolveCheckpointDir, type NamedTensor } from '../models/checkpoint.js';
 import { batchTensors } from '../models/inputs.js';
-import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
-import { pgdAttack } from '../attacks/pgd.js';
+import { trainStep } from './methods.js';
+import { makeLearner, learnerVariables, learnerExtraWeights, extraGroupsFor, disposeLearner, type Learner } from './learner.js';
 import { evaluateAccuracy } from '../attacks/evaluate.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import { provenance } from '../util/provenance.js';
@@ -33,10 +33,6 @@ export interface TrainRequest extends Partial<TrainConfig> {
   onEvent?: (e: TrainEvent) => void;
 }
 
-function trainableVariables(model: tf.LayersModel): tf.Variable[] {
-  return model.trainableWeights.map((w) => w.read() as tf.Variable);
-}
-
 function checkResumable(saved: TrainConfig, wanted: TrainConfig, dir: string): void {
   for (const key of RESUME_KEYS) {
     const a = JSON.stringify(saved[key]);
@@ -58,39 +54,9 @@ function setLearningRate(opt: tf.Optimizer, lr: number): void {
   else o.learningRate = lr;
 }
 
-/**
- * One optimizer step on a batch: cross-entropy (+ L2 weight decay on conv/dense kernels) of the
- * batch, on adversarial examples in regime 'at'. Returns the loss and the number of correct predictions.
- */
-function trainStep(
-  model: tf.LayersModel,
-  optimizer: tf.Optimizer,
-  vars: tf.Variable[],
-  decayed: tf.Variable[],
-  x: tf.Tensor4D,
-  y: tf.Tensor1D,
-  cfg: TrainConfig,
-  attackSeed: number,
-): { loss: tf.Scalar; correct: tf.Scalar } {
-  const input = cfg.regime === 'at' ? pgdAttack(crossEntropyLoss(model, y), x, { ...cfg.attack, seed: attackSeed }) : x;
-  let correct: tf.Scalar | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const logits = model.apply(input, { training: true }) as tf.Tensor2D;
-    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, "int32")), "float32"))) as tf.Scalar;
-    const ce = tf.mean(crossEntropyPerSample(logits, y));
-    if (cfg.weightDecay === 0 || decayed.length === 0) return ce as tf.Scalar;
-    const l2 = tf.addN(decayed.map((v) => tf.sum(tf.square(v))));
-    return tf.add(ce, tf.mul(0.5 * cfg.weightDecay, l2)) as tf.Scalar;
-  }, vars);
-  optimizer.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
-  tf.dispose(Object.values(grads));
-  if (input !== x) input.dispose();
-  return { loss: value, correct: correct! };
-}
-
-async function writeCheckpoint(out: string, model: tf.LayersModel, optimizer: tf.Optimizer, meta: CheckpointMeta): Promise<void> {
+async function writeCheckpoint(out: string, learner: Learner, optimizer: tf.Optimizer, meta: CheckpointMeta): Promise<void> {
   const optimizerWeights = (await optimizer.getWeights()) as NamedTensor[];
-  await saveCheckpoint(out, { model, meta, optimizerWeights });
+  await saveCheckpoint(out, { model: learner.model, meta, optimizerWeights, extraWeights: learnerExtraWeights(learner) });
 }
 
 /** Train (or resume training) a model; returns the final checkpoint's meta. */
@@ -109,16 +75,19 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   let model: tf.LayersModel;
   let meta: CheckpointMeta;
   let optimizerWeights: NamedTensor[] | undefined;
+  let extraWeights: Record<string, NamedTensor[]> | undefined;
   const existing = await resolveCheckpointDir(req.out);
   const resumed = Boolean(req.resume && existing);
   if (existing && !req.resume) {
     throw new InputError(`${req.out}: a checkpoint already exists (pass --resume to continue it, or choose another --out)`);
   }
   if (resumed) {
-    const ckpt = await loadCheckpoint<CheckpointMeta>(req.out, { withOptimizer: true });
-    checkResumable(ckpt.meta.config, cfg, req.out);
+    const saved = await readMeta<CheckpointMeta>(req.out);
+    checkResumable(saved.config, cfg, req.out);
+    const ckpt = await loadCheckpoint<CheckpointMeta>(req.out, { withOptimizer: true, extraWeights: extraGroupsFor(cfg) });
     model = ckpt.model;
     optimizerWeights = ckpt.optimizerWeights;
+    extraWeights = ckpt.extraWeights;
     // Epochs may be extended on resume; everything else must match (checked above).
     meta = { ...ckpt.meta, config: { ...ckpt.meta.config, epochs: cfg.epochs, evalLimit: cfg.evalLimit, saveEvery: cfg.saveEvery } };
     meta.progress.complete = meta.progress.epochsDone >= cfg.epochs;
@@ -126,6 +95,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
     const archConfig = resolveArch(cfg.arch, cfg.width, cfg.blocks);
     const built = buildModel({ arch: archConfig, inputShape, numClasses: train.numClasses, seed: subSeed(cfg.seed, 'init') });
     model = built.model;
+    const featureDim = model.getLayer('pool').outputShape[1] as number;
     meta = {
       format: 'robustsim-checkpoint/1',
       name: cfg.name,
@@ -135,6 +105,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
       numClasses: train.numClasses,
       classNames: train.classNames,
       taps: built.taps,
+      ...(cfg.scheme === 'sl' ? {} : { projection: { hidden: cfg.projHidden || featureDim, dim: cfg.projDim } }),
       trainSamples: train.n,
       progress: { epochsDone: 0, stepInEpoch: 0, globalStep: 0, complete: false },
       history: [],
@@ -148,7 +119,9 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
     await optimizer.setWeights(optimizerWeights);
     tf.dispose(optimizerWeights.map((w) => w.tensor));
   }
-  const vars = trainableVariables(model);
+  const learner = makeLearner(model, cfg, meta.projection, extraWeights);
+  // Order matters for resume: the optimizer's slots follow the variable order.
+  const vars = learnerVariables(learner);
   const decayed = vars.filter((v) => /kernel/.test(v.name));
   const stepsPerEpoch = Math.ceil(train.n / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
@@ -160,7 +133,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   const snapshot = async () => {
     meta.backend = activeBackend();
     meta.provenance = provenance(activeBackend());
-    await writeCheckpoint(req.out, model, optimizer, meta);
+    await writeCheckpoint(req.out, learner, optimizer, meta);
     saved = true;
     emit({ type: 'checkpoint', dir: req.out, epochsDone: meta.progress.epochsDone, stepInEpoch: meta.progress.stepInEpoch });
   };
@@ -180,7 +153,10 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
       const t0 = performance.now();
       const batch = gatherBatch(train, order[step]);
       const { x, y } = batchTensors(batch.x, batch.y, shape);
-      const { loss, correct } = trainStep(model, optimizer, vars, decayed, x, y, cfg, subSeed(cfg.seed, 'attack', meta.progress.globalStep));
+      const { loss, correct } = trainStep(learner, optimizer, vars, decayed, x, y, {
+        attack: subSeed(cfg.seed, 'attack', meta.progress.globalStep),
+        augment: subSeed(cfg.seed, 'augment', meta.progress.globalStep),
+      });
       const [lossValue] = await loss.data();
       const [correctValue] = await correct.data();
       tf.dispose([x, y, loss, correct]);
@@ -242,7 +218,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   // A call stopped before its first step still leaves a checkpoint to resume from.
   if (!saved && !resumed) await snapshot();
   if (meta.progress.complete) emit({ type: 'done', meta });
-  model.dispose();
+  disposeLearner(learner);
   optimizer.dispose();
   return meta;
 }

@@ -1,3 +1,4 @@
+import type { ProjectionConfig } from '../models/projection.js';
 import type { ArchConfig } from '../models/architectures.js';
 import type { Provenance } from '../util/provenance.js';
 import type { TrainConfig } from './options.js';
@@ -22,6 +23,8 @@ export interface CheckpointMeta {
   classNames: string[];
   /** Tap-point layer names in network order. */
   taps: string[];
+  /** Contrastive schemes: the projection head on the pooled features (weights in projection.weights.*). */
+  projection?: ProjectionConfig;
   trainSamples: number;
   /** Training progress: epochs fully done, and optimizer steps into the current epoch. */
   progress: { epochsDone: number; stepInEpoch: number; globalStep: number; complete: boolean };

@@ -2,8 +2,22 @@ import { InputError } from '../errors.js';
 import type { DatasetName } from '../data/index.js';
 import { DEFAULT_PGD, validatePgd, type PgdOptions } from '../attacks/pgd.js';
 
-export type Scheme = 'sl';
+export type Scheme = 'sl' | 'cl' | 'scl';
 export type Regime = 'st' | 'at';
+/** Scenarios of the study that need a fine-tuning stage (src/probe); not trainable here yet. */
+export const FINE_TUNING_REGIMES = ['pat', 'fat', 'st-pat', 'st-fat'] as const;
+
+/**
+ * How a regime-'at' model is trained (see docs/training-methods.md for papers and defaults):
+ * sl: 'pgd' (Madry), 'trades'; cl/scl: 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'. Regime 'st' uses 'none'.
+ */
+export type Method = 'none' | 'pgd' | 'trades' | 'study-at' | 'rocl' | 'clae' | 'acl' | 'rcl-bound';
+export const METHODS_BY_SCHEME: Record<Scheme, Method[]> = {
+  sl: ['pgd', 'trades'],
+  cl: ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
+  scl: ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
+};
+export type AugmentName = 'none' | 'supervised' | 'contrastive';
 
 /** Everything that defines a training run; recorded verbatim in meta.json. */
 export interface TrainConfig {
@@ -21,6 +35,26 @@ export interface TrainConfig {
   blocks?: number[];
   scheme: Scheme;
   regime: Regime;
+  /** Adversarial training method; 'none' for regime st. Defaults: sl -> pgd, cl/scl -> study-at. */
+  method: Method;
+  /** Training-time augmentation. Defaults: sl -> none, cl/scl -> contrastive (SimCLR's). */
+  augment: AugmentName;
+  /** Contrastive temperature tau (SimCLR/RoCL/ACL 0.5; the study 0.07). */
+  temperature: number;
+  /** Projection head of cl/scl: hidden units (0 = the encoder's feature dimension) and output dimension. */
+  projHidden: number;
+  projDim: number;
+  /** TRADES beta (weight of the KL robustness term). */
+  tradesBeta: number;
+  /** RoCL lambda: the regulariser NT-Xent(adv, t2) is weighted 1/lambda. */
+  roclLambda: number;
+  /** CLAE alpha: weight of NT-Xent(z_i, z_adv). */
+  claeAlpha: number;
+  /** rcl-bound: weight of the benign contrastive loss (w_b) and of the discriminator divergence (w_d). */
+  rclBenignWeight: number;
+  rclDivergenceWeight: number;
+  /** rcl-bound: hidden units of the discriminator MLP. */
+  discHidden: number;
   epochs: number;
   batchSize: number;
   optimizer: 'sgd' | 'adam';
@@ -43,6 +77,17 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
   arch: 'resnet-small',
   scheme: 'sl',
   regime: 'st',
+  method: 'none',
+  augment: 'none',
+  temperature: 0.5,
+  projHidden: 0,
+  projDim: 128,
+  tradesBeta: 6,
+  roclLambda: 256,
+  claeAlpha: 1,
+  rclBenignWeight: 1,
+  rclDivergenceWeight: 0.1,
+  discHidden: 64,
   epochs: 2,
   batchSize: 128,
   optimizer: 'adam',
@@ -57,10 +102,15 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
 };
 
 export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
+  const scheme = partial.scheme ?? DEFAULT_TRAIN.scheme;
+  const regime = partial.regime ?? DEFAULT_TRAIN.regime;
+  const contrastive = scheme === 'cl' || scheme === 'scl';
   const cfg: TrainConfig = {
     ...DEFAULT_TRAIN,
+    method: regime === 'st' ? 'none' : contrastive ? 'study-at' : 'pgd',
+    augment: contrastive ? 'contrastive' : 'none',
     ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
-    name: partial.name ?? `${partial.scheme ?? DEFAULT_TRAIN.scheme}-${partial.regime ?? DEFAULT_TRAIN.regime}`,
+    name: partial.name ?? `${scheme}-${partial.method && partial.method !== 'none' && partial.method !== 'pgd' && partial.method !== 'study-at' ? partial.method : regime}`,
   } as TrainConfig;
   const int = (flag: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) throw new InputError(`${flag}: expected an integer >= ${min}, got ${v}`);
@@ -72,8 +122,36 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (cfg.limit !== undefined) int('--limit', cfg.limit, 2);
   if (!(cfg.lr > 0)) throw new InputError(`--lr: expected a number > 0, got ${cfg.lr}`);
   if (!(cfg.weightDecay >= 0)) throw new InputError(`--weight-decay: expected a number >= 0, got ${cfg.weightDecay}`);
-  if (cfg.scheme !== 'sl') throw new InputError(`--scheme: expected 'sl', got '${cfg.scheme}'`);
-  if (cfg.regime !== 'st' && cfg.regime !== 'at') throw new InputError(`--regime: expected st or at for scheme sl, got '${cfg.regime}'`);
+  if (!(cfg.scheme in METHODS_BY_SCHEME)) throw new InputError(`--scheme: expected sl, cl or scl, got '${cfg.scheme}'`);
+  if ((FINE_TUNING_REGIMES as readonly string[]).includes(cfg.regime)) {
+    throw new InputError(
+      `--regime: '${cfg.regime}' needs the adversarial fine-tuning stage (src/probe), which 'train' does not run yet; ` +
+        `pre-train with --regime ${cfg.regime.startsWith('st-') ? 'st' : 'at'} and fine-tune the checkpoint`,
+    );
+  }
+  if (cfg.regime !== 'st' && cfg.regime !== 'at') throw new InputError(`--regime: expected st or at, got '${cfg.regime}'`);
+  const allowed = METHODS_BY_SCHEME[cfg.scheme];
+  if (cfg.regime === 'st' && cfg.method !== 'none') {
+    throw new InputError(`--method: '${cfg.method}' is an adversarial method; use it with --regime at (regime st trains without attacks)`);
+  }
+  if (cfg.regime === 'at' && !allowed.includes(cfg.method)) {
+    throw new InputError(`--method: expected one of ${allowed.join(', ')} for --scheme ${cfg.scheme} --regime at, got '${cfg.method}'`);
+  }
+  if (!['none', 'supervised', 'contrastive'].includes(cfg.augment)) {
+    throw new InputError(`--augment: expected none, supervised or contrastive, got '${cfg.augment}'`);
+  }
+  if (cfg.scheme !== 'sl' && cfg.augment === 'none') {
+    throw new InputError(`--augment: contrastive schemes need augmented views (supervised or contrastive), got 'none'`);
+  }
+  if (!(cfg.temperature > 0)) throw new InputError(`--temperature: expected a number > 0, got ${cfg.temperature}`);
+  int('--proj-hidden', cfg.projHidden, 0);
+  int('--proj-dim', cfg.projDim, 1);
+  if (!(cfg.tradesBeta >= 0)) throw new InputError(`--trades-beta: expected a number >= 0, got ${cfg.tradesBeta}`);
+  if (!(cfg.roclLambda > 0)) throw new InputError(`--rocl-lambda: expected a number > 0, got ${cfg.roclLambda}`);
+  if (!(cfg.claeAlpha >= 0)) throw new InputError(`--clae-alpha: expected a number >= 0, got ${cfg.claeAlpha}`);
+  if (!(cfg.rclBenignWeight >= 0)) throw new InputError(`--rcl-benign-weight: expected a number >= 0, got ${cfg.rclBenignWeight}`);
+  if (!(cfg.rclDivergenceWeight >= 0)) throw new InputError(`--rcl-divergence-weight: expected a number >= 0, got ${cfg.rclDivergenceWeight}`);
+  int('--disc-hidden', cfg.discHidden, 1);
   if (cfg.optimizer !== 'sgd' && cfg.optimizer !== 'adam') throw new InputError(`--optimizer: expected sgd or adam, got '${cfg.optimizer}'`);
   validatePgd(cfg.attack);
   validatePgd(cfg.evalAttack);
@@ -89,6 +167,17 @@ export const RESUME_KEYS: Array<keyof TrainConfig> = [
   'blocks',
   'scheme',
   'regime',
+  'method',
+  'augment',
+  'temperature',
+  'projHidden',
+  'projDim',
+  'tradesBeta',
+  'roclLambda',
+  'claeAlpha',
+  'rclBenignWeight',
+  'rclDivergenceWeight',
+  'discHidden',
   'batchSize',
   'optimizer',
   'lr',

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { trainModel, type TrainEvent } from '../../train/loop.js';
-import { DEFAULT_TRAIN } from '../../train/options.js';
+import { DEFAULT_TRAIN, FINE_TUNING_REGIMES, type Method, type Scheme, type AugmentName } from '../../train/options.js';
 import { archNames } from '../../models/architectures.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { logLine, makeTicker } from '../progress.js';
@@ -75,7 +75,7 @@ export function readAttackFlags(argv: Record<string, unknown>, prefix: '' | 'eva
 
 export const trainCommand: CommandModule = {
   command: 'train',
-  describe: 'Train a model (standard or PGD adversarial training) and write a checkpoint directory',
+  describe: 'Train a model (supervised or contrastive; standard or adversarial) and write a checkpoint directory',
   builder: (y) => {
     let b = y
       .option('out', { type: 'string', demandOption: true, describe: 'Checkpoint directory (model.json, weights.bin, meta.json)' })
@@ -86,8 +86,30 @@ export const trainCommand: CommandModule = {
       .option('arch', { choices: archNames, default: DEFAULT_TRAIN.arch, describe: 'Architecture' })
       .option('width', { type: 'number', describe: 'Channels of the first stage (overrides the preset)' })
       .option('blocks', { type: 'string', describe: 'Blocks per stage, e.g. 2,2,2,2 (overrides the preset depth)' })
-      .option('scheme', { choices: ['sl'], default: DEFAULT_TRAIN.scheme, describe: 'Learning scheme (sl = supervised, cross-entropy)' })
-      .option('regime', { choices: ['st', 'at'], default: DEFAULT_TRAIN.regime, describe: 'st = standard training, at = PGD adversarial training (Madry et al.)' })
+      .option('scheme', {
+        choices: ['sl', 'cl', 'scl'],
+        default: DEFAULT_TRAIN.scheme,
+        describe: 'Learning scheme: sl = supervised (cross-entropy), cl = SimCLR (NT-Xent), scl = SupCon',
+      })
+      .option('regime', {
+        choices: ['st', 'at', ...FINE_TUNING_REGIMES],
+        default: DEFAULT_TRAIN.regime,
+        describe: 'st = standard training, at = adversarial training with --method (pat/fat/st-pat/st-fat: fine-tuning, not in train yet)',
+      })
+      .option('method', {
+        choices: ['pgd', 'trades', 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
+        describe: 'Adversarial method for --regime at: sl: pgd (default), trades; cl/scl: study-at (default), rocl, clae, acl, rcl-bound (docs/training-methods.md)',
+      })
+      .option('augment', { choices: ['none', 'supervised', 'contrastive'], describe: 'Training augmentation (default: none for sl, contrastive for cl/scl)' })
+      .option('temperature', { type: 'number', default: DEFAULT_TRAIN.temperature, describe: 'Contrastive temperature tau (cl/scl)' })
+      .option('proj-hidden', { type: 'number', default: DEFAULT_TRAIN.projHidden, describe: 'Projection head hidden units (0 = feature dimension)' })
+      .option('proj-dim', { type: 'number', default: DEFAULT_TRAIN.projDim, describe: 'Projection head output dimension' })
+      .option('trades-beta', { type: 'number', default: DEFAULT_TRAIN.tradesBeta, describe: 'TRADES: weight of the KL term' })
+      .option('rocl-lambda', { type: 'number', default: DEFAULT_TRAIN.roclLambda, describe: 'RoCL: the NT-Xent(adv, t2) regulariser is weighted 1/lambda' })
+      .option('clae-alpha', { type: 'number', default: DEFAULT_TRAIN.claeAlpha, describe: 'CLAE: weight of NT-Xent(z_i, z_adv)' })
+      .option('rcl-benign-weight', { type: 'number', default: DEFAULT_TRAIN.rclBenignWeight, describe: 'rcl-bound: w_b, weight of the benign contrastive loss' })
+      .option('rcl-divergence-weight', { type: 'number', default: DEFAULT_TRAIN.rclDivergenceWeight, describe: 'rcl-bound: w_d, weight of the discriminator divergence' })
+      .option('disc-hidden', { type: 'number', default: DEFAULT_TRAIN.discHidden, describe: 'rcl-bound: hidden units of the discriminator' })
       .option('epochs', { type: 'number', default: DEFAULT_TRAIN.epochs })
       .option('batch-size', { type: 'number', default: DEFAULT_TRAIN.batchSize })
       .option('optimizer', { choices: ['sgd', 'adam'], default: DEFAULT_TRAIN.optimizer, describe: 'sgd = SGD with momentum' })
@@ -115,8 +137,19 @@ export const trainCommand: CommandModule = {
       arch: a.arch as string,
       width: a.width as number | undefined,
       blocks: a.blocks === undefined ? undefined : parseList(a.blocks).map(Number),
-      scheme: a.scheme as 'sl',
+      scheme: a.scheme as Scheme,
       regime: a.regime as 'st' | 'at',
+      method: a.method as Method | undefined,
+      augment: a.augment as AugmentName | undefined,
+      temperature: a.temperature as number,
+      projHidden: a['proj-hidden'] as number,
+      projDim: a['proj-dim'] as number,
+      tradesBeta: a['trades-beta'] as number,
+      roclLambda: a['rocl-lambda'] as number,
+      claeAlpha: a['clae-alpha'] as number,
+      rclBenignWeight: a['rcl-benign-weight'] as number,
+      rclDivergenceWeight: a['rcl-divergence-weight'] as number,
+      discHidden: a['disc-hidden'] as number,
       epochs: a.epochs as number,
       batchSize: a['batch-size'] as number,
       optimizer: a.optimizer as 'sgd' | 'adam',

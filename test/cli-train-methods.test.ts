@@ -1,0 +1,46 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+const CLI = path.resolve('dist/src/cli/main.js');
+const FIXTURE = path.resolve('fixtures/cifar10');
+const TINY = ['--dataset', 'cifar10', '--data-dir', FIXTURE, '--limit', '32', '--eval-limit', '8', '--arch', 'convnet', '--width', '4', '--batch-size', '16', '--epochs', '1', '--steps', '1', '--eval-steps', '1', '--proj-dim', '8', '--backend', 'wasm'];
+let root: string;
+
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 240_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'robustsim-cli-methods-'));
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+test('train --scheme scl --regime at --method rocl writes a checkpoint whose meta.json records the method and its parameters', async () => {
+  const out = path.join(root, 'scl-rocl');
+  const r = run(['train', '--out', out, ...TINY, '--scheme', 'scl', '--regime', 'at', '--method', 'rocl', '--temperature', '0.2', '--rocl-lambda', '128']);
+  assert.equal(r.code, 0, r.stderr);
+  const meta = JSON.parse(await readFile(path.join(out, 'meta.json'), 'utf8'));
+  assert.equal(meta.name, 'scl-rocl');
+  assert.equal(meta.config.scheme, 'scl');
+  assert.equal(meta.config.method, 'rocl');
+  assert.equal(meta.config.temperature, 0.2);
+  assert.equal(meta.config.roclLambda, 128);
+  assert.equal(meta.config.augment, 'contrastive');
+  assert.deepEqual(meta.projection, { hidden: 16, dim: 8 });
+});
+
+test('train refuses fine-tuning regimes and a method of another scheme with one line and exit code 2', () => {
+  const fat = run(['train', '--out', path.join(root, 'fat'), ...TINY, '--scheme', 'cl', '--regime', 'fat']);
+  assert.equal(fat.code, 2);
+  assert.match(fat.stderr, /robustsim: error: --regime: 'fat' needs the adversarial fine-tuning stage/);
+  const wrong = run(['train', '--out', path.join(root, 'wrong'), ...TINY, '--scheme', 'sl', '--regime', 'at', '--method', 'acl']);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /robustsim: error: --method: expected one of pgd, trades for --scheme sl --regime at, got 'acl'/);
+});
