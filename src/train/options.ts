@@ -125,8 +125,8 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (!(cfg.scheme in METHODS_BY_SCHEME)) throw new InputError(`--scheme: expected sl, cl or scl, got '${cfg.scheme}'`);
   if ((FINE_TUNING_REGIMES as readonly string[]).includes(cfg.regime)) {
     throw new InputError(
-      `--regime: '${cfg.regime}' needs the adversarial fine-tuning stage (src/probe), which 'train' does not run yet; ` +
-        `pre-train with --regime ${cfg.regime.startsWith('st-') ? 'st' : 'at'} and fine-tune the checkpoint`,
+      `--regime: '${cfg.regime}' is a pre-training + fine-tuning scenario; trainModel runs st or at only, ` +
+        `trainScenario (src/pipeline/scenario.ts, what 'robustsim train' calls) runs the scenarios`,
     );
   }
   if (cfg.regime !== 'st' && cfg.regime !== 'at') throw new InputError(`--regime: expected st or at, got '${cfg.regime}'`);

@@ -1,6 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
-import { trainModel, type TrainEvent } from '../../train/loop.js';
-import { DEFAULT_TRAIN, FINE_TUNING_REGIMES, type Method, type Scheme, type AugmentName } from '../../train/options.js';
+import { trainModel, type TrainEvent, type TrainRequest } from '../../train/loop.js';
+import { isFineTuningRegime, SCENARIOS, trainScenario } from '../../pipeline/scenario.js';
+import { DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
+import { DEFAULT_TRAIN, FINE_TUNING_REGIMES, type Method, type Scheme, type AugmentName, type Regime } from '../../train/options.js';
 import { archNames } from '../../models/architectures.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { logLine, makeTicker } from '../progress.js';
@@ -94,7 +96,8 @@ export const trainCommand: CommandModule = {
       .option('regime', {
         choices: ['st', 'at', ...FINE_TUNING_REGIMES],
         default: DEFAULT_TRAIN.regime,
-        describe: 'st = standard training, at = adversarial training with --method (pat/fat/st-pat/st-fat: fine-tuning, not in train yet)',
+        describe:
+          'st = standard, at = adversarial training with --method; pat/fat (st-pat/st-fat) = adversarial (standard) pre-training into <out>-encoder, then a head on CE(clean)+CE(adv) on the frozen encoder (pat) or encoder and head (fat)',
       })
       .option('method', {
         choices: ['pgd', 'trades', 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
@@ -111,6 +114,8 @@ export const trainCommand: CommandModule = {
       .option('rcl-divergence-weight', { type: 'number', default: DEFAULT_TRAIN.rclDivergenceWeight, describe: 'rcl-bound: w_d, weight of the discriminator divergence' })
       .option('disc-hidden', { type: 'number', default: DEFAULT_TRAIN.discHidden, describe: 'rcl-bound: hidden units of the discriminator' })
       .option('epochs', { type: 'number', default: DEFAULT_TRAIN.epochs })
+      .option('finetune-epochs', { type: 'number', default: DEFAULT_FINE_TUNE.epochs, describe: 'Fine-tuning epochs of the pat/fat/st-pat/st-fat scenarios' })
+      .option('finetune-lr', { type: 'number', default: DEFAULT_FINE_TUNE.lr, describe: 'Fine-tuning learning rate (Adam) of the scenarios' })
       .option('batch-size', { type: 'number', default: DEFAULT_TRAIN.batchSize })
       .option('optimizer', { choices: ['sgd', 'adam'], default: DEFAULT_TRAIN.optimizer, describe: 'sgd = SGD with momentum' })
       .option('lr', { type: 'number', default: DEFAULT_TRAIN.lr, describe: 'Peak learning rate' })
@@ -127,7 +132,7 @@ export const trainCommand: CommandModule = {
   },
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
-    const meta = await trainModel({
+    const request: TrainRequest = {
       out: String(a.out),
       resume: Boolean(a.resume),
       dataset: a.dataset as DatasetName,
@@ -138,7 +143,6 @@ export const trainCommand: CommandModule = {
       width: a.width as number | undefined,
       blocks: a.blocks === undefined ? undefined : parseList(a.blocks).map(Number),
       scheme: a.scheme as Scheme,
-      regime: a.regime as 'st' | 'at',
       method: a.method as Method | undefined,
       augment: a.augment as AugmentName | undefined,
       temperature: a.temperature as number,
@@ -162,7 +166,27 @@ export const trainCommand: CommandModule = {
       seed: a.seed as number,
       saveEvery: a['save-every'] as number,
       onEvent: trainProgressPrinter('train'),
-    });
+    };
+    const regime = String(a.regime);
+    if (isFineTuningRegime(regime)) {
+      const tick = makeTicker('loss {loss}');
+      const res = await trainScenario({
+        ...request,
+        regime,
+        fineTuneEpochs: a['finetune-epochs'] as number,
+        fineTuneLr: a['finetune-lr'] as number,
+        onFineTuneEvent: (e) => {
+          if (e.type === 'step') tick(`fine-tune (${SCENARIOS[regime].mode}) epoch ${e.epoch + 1}`, e.step, e.stepsPerEpoch, { loss: e.loss.toFixed(3) });
+        },
+      });
+      const m = res.fineTuned.metrics;
+      process.stdout.write(
+        `encoder: ${res.encoderDir}\n${res.fineTuned.kind}: ${res.fineTuned.out} (clean accuracy ${m.cleanAccuracy.toFixed(4)}, ` +
+          `PGD-${m.evalAttack.steps} accuracy ${m.robustAccuracy.toFixed(4)})\n`,
+      );
+      return;
+    }
+    const meta = await trainModel({ ...request, regime: regime as Regime });
     process.stdout.write(`checkpoint: ${a.out} (${meta.progress.epochsDone}/${meta.config.epochs} epochs)\n`);
   },
 };
