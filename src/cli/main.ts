@@ -7,11 +7,12 @@ import { trainCommand } from './commands/train.js';
 import { layersCommand } from './commands/layers.js';
 import { captureCommand } from './commands/capture.js';
 import { ckaCommand } from './commands/cka.js';
+import { ckaMergeCommand } from './commands/cka-merge.js';
 import { reportCommand } from './commands/report.js';
 import { demoCommand } from './commands/demo.js';
 
 /** Commands that never touch tensors skip backend start-up. */
-const NO_BACKEND = new Set(['layers', 'report']);
+const NO_BACKEND = new Set(['layers', 'report', 'cka-merge']);
 
 function fail(message: string): never {
   process.stderr.write(`robustsim: error: ${message}\n`);
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
     .command(layersCommand)
     .command(captureCommand)
     .command(ckaCommand)
+    .command(ckaMergeCommand)
     .command(reportCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
