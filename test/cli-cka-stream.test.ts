@@ -71,4 +71,12 @@ test('cka --acts --estimator minibatch works on captured activations', async () 
   assert.equal(sim.metadata.estimator, 'minibatch');
   assert.equal(sim.metadata.batches, 2);
   assert.ok(Math.abs(sim.cka[0] - 1) < 1e-4);
+  const pro = run(['cka', '--acts', acts, '--measure', 'procrustes', '--out', path.join(root, 'pro'), '--backend', 'wasm']);
+  assert.equal(pro.code, 0, pro.stderr);
+  const p = await readSimilarity(path.join(root, 'pro', 'similarity.arrow'));
+  assert.equal(p.metadata.measure, 'procrustes');
+  assert.ok(p.extra?.distance && Math.abs(p.cka[0] - 1) < 1e-6);
+  const rbf = run(['cka', '--acts', acts, '--measure', 'rbf-cka', '--estimator', 'biased', '--out', path.join(root, 'rbf'), '--backend', 'wasm']);
+  assert.equal(rbf.code, 2);
+  assert.match(rbf.stderr, /--estimator/);
 });

@@ -36,7 +36,7 @@ export const MIN_BATCH = 4;
  * HSIC of every pair of `sets` (each a tensor whose first axis is the same b samples) and, for each
  * permutation of 0..b-1 in `perms`, of every set with every permuted set. The inputs are not disposed.
  */
-export async function batchHsic(sets: tf.Tensor[], perms: Int32Array[] = []): Promise<BatchHsic> {
+export async function batchHsic(sets: tf.Tensor[], perms: Int32Array[] = [], kernel: Kernel = 'linear'): Promise<BatchHsic> {
   if (sets.length === 0) throw new InputError('minibatch cka: no sets');
   const b = sets[0].shape[0];
   if (!(b >= MIN_BATCH)) throw new InputError(`minibatch cka: a batch of ${b} samples; the unbiased HSIC needs at least ${MIN_BATCH} (it divides by b(b-3))`);
@@ -50,7 +50,7 @@ export async function batchHsic(sets: tf.Tensor[], perms: Int32Array[] = []): Pr
     const scales: tf.Tensor[] = [];
     const centred: tf.Tensor2D[] = [];
     for (const s of sets) {
-      const [u, scale] = uCentredGram(s, offDiagonal, b);
+      const [u, scale] = uCentredGram(s, offDiagonal, b, kernel);
       centred.push(u);
       scales.push(scale);
     }
@@ -91,8 +91,19 @@ export async function batchHsic(sets: tf.Tensor[], perms: Int32Array[] = []): Pr
   return { b, hsic, nullHsic };
 }
 
-/** U(K) of one set (b x b) and the scale its features were multiplied by (a scalar tensor). */
-function uCentredGram(set: tf.Tensor, offDiagonal: tf.Tensor2D, b: number): [tf.Tensor2D, tf.Tensor] {
+/**
+ * The kernel of the Gram matrices: linear (K = X X^T) or RBF with the median-distance bandwidth of
+ * Kornblith et al.'s notebook, K_ij = exp(-d_ij^2 / (2 median(d^2))), the median taken over all b^2
+ * entries of the batch's squared-distance matrix (diagonal included, as np.median does there).
+ */
+export type Kernel = 'linear' | 'rbf';
+
+/**
+ * U(K) of one set (b x b) and the factor its HSIC terms must be divided by, squared per set: the
+ * scale its features were multiplied by for the linear kernel (a scalar tensor), 1 for RBF (which
+ * is invariant to the scale of the features).
+ */
+function uCentredGram(set: tf.Tensor, offDiagonal: tf.Tensor2D, b: number, kernel: Kernel): [tf.Tensor2D, tf.Tensor] {
   const x = tf.reshape(tf.cast(set, 'float32'), [b, -1]) as tf.Tensor2D;
   const xc = tf.sub(x, tf.mean(x, 0, true));
   const meanSquare = tf.mean(tf.square(xc));
@@ -100,13 +111,29 @@ function uCentredGram(set: tf.Tensor, offDiagonal: tf.Tensor2D, b: number): [tf.
   const scale = tf.where(tf.greater(meanSquare, 0), tf.rsqrt(meanSquare), tf.onesLike(meanSquare));
   const z = tf.mul(xc, scale);
   // Measured on wasm: an explicit transpose before matMul is several times faster than transposeB.
-  const k = tf.mul(tf.matMul(z, tf.transpose(z)), offDiagonal);
+  const dot = tf.matMul(z, tf.transpose(z)) as tf.Tensor2D;
+  const k = tf.mul(kernel === 'rbf' ? rbfFromDot(dot, b) : dot, offDiagonal);
   const r = tf.sum(k, 1);
   const total = tf.sum(r);
   const rCol = tf.reshape(tf.div(r, b - 2), [b, 1]);
   const rRow = tf.reshape(tf.div(r, b - 2), [1, b]);
   const u = tf.mul(tf.add(tf.sub(tf.sub(k, rCol), rRow), tf.div(total, (b - 1) * (b - 2))), offDiagonal) as tf.Tensor2D;
-  return [u, scale];
+  return [u, kernel === 'rbf' ? tf.onesLike(scale) : scale];
+}
+
+/** RBF Gram from the linear Gram of (centred, unit-RMS) features, median-distance bandwidth. */
+function rbfFromDot(dot: tf.Tensor2D, b: number): tf.Tensor2D {
+  const sq = tf.reshape(tf.sum(tf.mul(dot, tf.eye(b)), 1), [b, 1]);
+  // Rounding can make a distance slightly negative; it is 0.
+  const d2 = tf.relu(tf.sub(tf.add(sq, tf.transpose(sq)), tf.mul(dot, 2)));
+  const count = b * b;
+  const half = Math.floor(count / 2);
+  // The largest half + 1 values, descending: the median is at the end (odd count) or the mean of the last two.
+  const top = tf.topk(tf.reshape(d2, [-1]), half + 1).values;
+  const median = count % 2 === 1 ? tf.slice(top, [half], [1]) : tf.mean(tf.slice(top, [half - 1], [2]));
+  // All samples identical: every distance is 0 and so is the median; any bandwidth gives K = 1.
+  const bandwidth = tf.where(tf.greater(median, 0), median, tf.onesLike(median));
+  return tf.exp(tf.div(tf.neg(d2), tf.mul(bandwidth, 2))) as tf.Tensor2D;
 }
 
 /** The largest divisor g of b with g * b <= PRODUCT_TERMS (at least 1). */

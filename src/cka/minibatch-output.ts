@@ -77,6 +77,8 @@ export async function writeMinibatchResults(out: string, saved: SavedAccumulator
       extra,
       metadata: {
         estimator: 'minibatch',
+        measure: state.config.kernel === 'rbf' ? 'rbf-cka' : 'linear-cka',
+        ...(state.config.kernel === 'rbf' ? { bandwidth: 'median squared distance within each minibatch (Kornblith et al. gram_rbf, threshold 1)' } : {}),
         n: state.samples,
         inputs: job.rows === job.cols ? [job.rows.source] : [job.rows.source, job.cols.source],
         rows_from: job.rows.source,

@@ -1,5 +1,6 @@
 import { InputError } from '../errors.js';
 import { makeRng, permutation, subSeed, type Rng } from '../util/rng.js';
+import type { Kernel } from './minibatch-hsic.js';
 
 /**
  * The whole state of a minibatch CKA run (Nguyen, Raghu, Kornblith 2021): float64 sums of the
@@ -22,6 +23,8 @@ export interface MinibatchConfig {
   bootstrap: number;
   /** Permutation-null replicates (0 = none). */
   permutations: number;
+  /** Kernel of the Gram matrices (default linear): 'rbf' gives RBF-kernel CKA. */
+  kernel?: Kernel;
 }
 
 export interface MinibatchState {
@@ -47,6 +50,7 @@ export function validateConfig(c: MinibatchConfig): void {
   if (!Number.isInteger(c.seed)) throw new InputError(`--seed: expected an integer, got ${c.seed}`);
   if (!Number.isInteger(c.bootstrap) || c.bootstrap < 0) throw new InputError(`--bootstrap: expected a non-negative integer, got ${c.bootstrap}`);
   if (!Number.isInteger(c.permutations) || c.permutations < 0) throw new InputError(`--permutations: expected a non-negative integer, got ${c.permutations}`);
+  if (c.kernel !== undefined && c.kernel !== 'linear' && c.kernel !== 'rbf') throw new InputError(`--measure: kernel '${c.kernel}', expected linear or rbf`);
 }
 
 export function emptyState(sets: string[], config: MinibatchConfig): MinibatchState {
@@ -56,7 +60,7 @@ export function emptyState(sets: string[], config: MinibatchConfig): MinibatchSt
   const mm = sets.length * sets.length;
   return {
     sets: sets.slice(),
-    config: { ...config },
+    config: { ...config, kernel: config.kernel ?? 'linear' },
     batchIds: [],
     samples: 0,
     hsic: new Float64Array(mm),
@@ -120,8 +124,8 @@ export function mergeStates(states: MinibatchState[], where = 'cka-merge'): Mini
   const seen = new Map<number, number>();
   for (const [i, s] of states.entries()) {
     if (JSON.stringify(s.sets) !== JSON.stringify(first.sets)) throw new InputError(`${where}: input ${i + 1} has sets [${s.sets.join(', ')}] but input 1 has [${first.sets.join(', ')}]; shards must come from the same command`);
-    for (const key of Object.keys(first.config) as (keyof MinibatchConfig)[]) {
-      if (s.config[key] !== first.config[key]) throw new InputError(`${where}: input ${i + 1} has ${key} ${s.config[key]} but input 1 has ${first.config[key]}; shards must use the same options`);
+    for (const key of ['batchSize', 'seed', 'bootstrap', 'permutations', 'kernel'] as const) {
+      if ((s.config[key] ?? 'linear') !== (first.config[key] ?? 'linear')) throw new InputError(`${where}: input ${i + 1} has ${key} ${s.config[key]} but input 1 has ${first.config[key]}; shards must use the same options`);
     }
     for (const id of s.batchIds) {
       const other = seen.get(id);

@@ -63,7 +63,7 @@ export async function accumulateMinibatches(source: AsyncIterable<MinibatchBatch
   for await (const batch of source) {
     if (batch.sets.length !== state.sets.length) throw new Error(`accumulateMinibatches: batch ${batch.id} has ${batch.sets.length} sets, the state ${state.sets.length}`);
     const b = batch.sets[0].shape[0];
-    const terms = await batchHsic(batch.sets, nullPermutations(state.config, batch.id, b));
+    const terms = await batchHsic(batch.sets, nullPermutations(state.config, batch.id, b), state.config.kernel);
     const m = state.sets.length;
     for (let k = 0; k < m; k++) {
       if (!Number.isFinite(terms.hsic[k * m + k])) throw new InputError(`minibatch cka: set '${state.sets[k]}' has non-finite activations in batch ${batch.id}`);

@@ -13,6 +13,7 @@ import type { CheckpointMeta } from '../train/meta.js';
 import type { InputKind } from './capture.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
 import { emptyState, validateConfig } from './minibatch-state.js';
+import type { Kernel } from './minibatch-hsic.js';
 import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './minibatch-output.js';
 
 /**
@@ -45,6 +46,8 @@ export interface StreamCkaOptions {
   bootstrap?: number;
   /** Permutation-null replicates (0 = no null). */
   permutations?: number;
+  /** Gram kernel: linear CKA (default) or RBF-kernel CKA. */
+  kernel?: Kernel;
   shard?: Shard;
   onProgress?: (done: number, total: number) => void;
 }
@@ -71,7 +74,7 @@ export async function streamMinibatchCka(opts: StreamCkaOptions): Promise<Stream
   if (opts.inputs.length === 0) throw new InputError('--inputs: expected clean, adv or clean,adv');
   for (const k of opts.inputs) if (k !== 'clean' && k !== 'adv') throw new InputError(`--inputs: unknown input '${k}' (expected clean or adv)`);
   if (new Set(opts.inputs).size !== opts.inputs.length) throw new InputError(`--inputs: '${opts.inputs.join(',')}' lists an input twice`);
-  const config = { batchSize: opts.batchSize, seed: opts.seed, bootstrap: opts.bootstrap ?? 0, permutations: opts.permutations ?? 0 };
+  const config = { batchSize: opts.batchSize, seed: opts.seed, bootstrap: opts.bootstrap ?? 0, permutations: opts.permutations ?? 0, kernel: opts.kernel ?? 'linear' };
   validateConfig(config);
   const models: LoadedModel[] = [];
   try {

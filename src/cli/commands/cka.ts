@@ -6,6 +6,7 @@ import { parseShard } from '../../cka/minibatch.js';
 import { minibatchSimilarityOfFiles } from '../../cka/minibatch-files.js';
 import type { WrittenSimilarity } from '../../cka/minibatch-output.js';
 import { streamMinibatchCka } from '../../cka/stream.js';
+import { procrustesSimilarityOfFiles } from '../../cka/procrustes-compute.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { check, InputError } from '../../errors.js';
 import { makeProgress } from '../progress.js';
@@ -38,6 +39,12 @@ export const ckaCommand: CommandModule = {
         describe:
           'HSIC estimator: biased = Kornblith et al. 2019 linear CKA; debiased = unbiased HSIC (Song et al. 2012) on all n; minibatch = unbiased HSIC averaged over minibatches (Nguyen et al. 2021). Default: biased with --acts, minibatch (the only one) with --model',
       })
+      .option('measure', {
+        choices: ['cka', 'rbf-cka', 'procrustes'],
+        default: 'cka',
+        describe:
+          'cka = linear CKA; rbf-cka = CKA with the RBF kernel, median-distance bandwidth per minibatch (minibatch estimator; --batch-size n for full data); procrustes = orthogonal Procrustes similarity (--acts only, float64 on the host, O(min(n,p)^3) per pair)',
+      })
       .option('sets', { type: 'string', describe: 'With --acts: comma-separated set names to use, in this order (default: all, in file order)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory (similarity.arrow is written there; minibatch runs also write accumulators.{json,npy})' })
       .option('block-rows', { type: 'number', describe: 'biased/debiased: sample rows per Gram panel (default: chosen from the memory budget)' })
@@ -63,7 +70,17 @@ export const ckaCommand: CommandModule = {
     const a = argv as Record<string, unknown>;
     const models = parseList(a.model);
     check((a.acts === undefined) !== (models.length === 0), '--acts/--model', 'give either --acts (stored activations) or --model (stream from checkpoints), not both and not neither');
-    const estimator = (a.estimator as string | undefined) ?? (models.length > 0 ? 'minibatch' : 'biased');
+    const measure = a.measure as 'cka' | 'rbf-cka' | 'procrustes';
+    if (measure === 'procrustes') {
+      check(models.length === 0, '--measure', 'procrustes needs all samples at once; use it with --acts (stored activations), not --model');
+      check(a.estimator === undefined, '--estimator', 'does not apply to --measure procrustes');
+      const sets = parseList(a.sets);
+      const res = await procrustesSimilarityOfFiles({ acts: String(a.acts), acts2: a.acts2 === undefined ? undefined : String(a.acts2), sets: sets.length ? sets : undefined, out: String(a.out) });
+      process.stdout.write(`cka: n=${res.similarity.metadata.n}, ${res.similarity.rows.length} x ${res.similarity.cols.length} sets, measure procrustes -> ${res.file}\n`);
+      return;
+    }
+    const estimator = (a.estimator as string | undefined) ?? (models.length > 0 || measure === 'rbf-cka' ? 'minibatch' : 'biased');
+    check(measure === 'cka' || estimator === 'minibatch', '--estimator', `${estimator} is for linear CKA; --measure rbf-cka uses the minibatch estimator (--batch-size <n> gives the debiased full-data value)`);
     check(models.length === 0 || estimator === 'minibatch', '--estimator', `${estimator} needs all activations at once; --model streams batches and computes the minibatch estimator only`);
     if (estimator === 'minibatch') {
       const written = await runMinibatch(a, models);
@@ -71,7 +88,7 @@ export const ckaCommand: CommandModule = {
       for (const w of written) {
         for (const f of w.flagged) process.stderr.write(`warning: CKA(${f.row}, ${f.col}) = ${f.cka} in ${w.file} is outside [0, 1] beyond rounding or undefined; kept as is\n`);
       }
-      process.stdout.write(`cka: n=${first.metadata.n} in ${first.metadata.batches} batches of ${first.metadata.batch_size}, estimator minibatch -> ${written.map((w) => w.file).join(', ')}\n`);
+      process.stdout.write(`cka: n=${first.metadata.n} in ${first.metadata.batches} batches of ${first.metadata.batch_size}, estimator minibatch, measure ${a.measure} -> ${written.map((w) => w.file).join(', ')}\n`);
       return;
     }
     const sets = parseList(a.sets);
@@ -110,6 +127,7 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
     seed: a.seed as number,
     bootstrap: (a.bootstrap as number | undefined) ?? (stats ? STATS_BOOTSTRAP : 0),
     permutations: (a.permutations as number | undefined) ?? (stats ? STATS_PERMUTATIONS : 0),
+    kernel: a.measure === 'rbf-cka' ? ('rbf' as const) : ('linear' as const),
   };
   const shard = a.shard === undefined ? undefined : parseShard(String(a.shard));
   if (models.length === 0) {
@@ -139,6 +157,7 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
     attack,
     bootstrap: config.bootstrap,
     permutations: config.permutations,
+    kernel: config.kernel,
     shard,
     onProgress: (done, total) => {
       if (!started) bar.start(total, 'cka');
