@@ -102,6 +102,22 @@ test('two shards merged with cka-merge equal one run, statistics columns include
   await assert.rejects(mergeMinibatchRuns([shards[0], whole.replace('whole', 'stream')], path.join(root, 'bad')), InputError);
 });
 
+test('two worker threads (each with its own wasm instance) give the same matrix as one thread', async () => {
+  const one = path.join(root, 'one-thread');
+  const two = path.join(root, 'two-threads');
+  await streamMinibatchCka({ ...base(one), bootstrap: 10, permutations: 1 });
+  let last = 0;
+  const res = await streamMinibatchCka({ ...base(two), bootstrap: 10, permutations: 1, workers: 2, onProgress: (done, total) => (last = done / total) });
+  assert.equal(last, 1, 'progress reaches the total');
+  assert.equal(res.samples, N);
+  const a = await readSimilarity(path.join(one, 'similarity.arrow'));
+  const b = await readSimilarity(path.join(two, 'similarity.arrow'));
+  const diff = (x: Float64Array, y: Float64Array) => Math.max(...Array.from(x, (v, k) => Math.abs(v - y[k])));
+  assert.ok(diff(a.cka, b.cka) < 1e-12, `${diff(a.cka, b.cka)}`);
+  assert.ok(diff(a.extra!.ci_low, b.extra!.ci_low) < 1e-12);
+  await assert.rejects(streamMinibatchCka({ ...base(path.join(root, 'x')), layers: ['nope'], workers: 2 }), (e: unknown) => e instanceof InputError && /--layers/.test(e.message));
+});
+
 test('two models: A x B of a model with its copy is 1 on the diagonal, and within-model tables are written', async () => {
   const copy = path.join(root, 'copy');
   await cp(ckpt, copy, { recursive: true });

@@ -12,7 +12,8 @@ import { subSeed } from '../util/rng.js';
 import type { CheckpointMeta } from '../train/meta.js';
 import type { InputKind } from './capture.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
-import { emptyState, validateConfig } from './minibatch-state.js';
+import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
+import { accumulateInWorkers } from './stream-workers.js';
 import type { Kernel } from './minibatch-hsic.js';
 import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './minibatch-output.js';
 
@@ -49,6 +50,11 @@ export interface StreamCkaOptions {
   /** Gram kernel: linear CKA (default) or RBF-kernel CKA. */
   kernel?: Kernel;
   shard?: Shard;
+  /**
+   * Worker threads, each with its own backend instance (wasm or cpu), splitting the batches
+   * (default 1: this thread). See docs/benchmarks.md for the measured effect.
+   */
+  workers?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -70,12 +76,42 @@ interface LoadedModel {
 }
 
 export async function streamMinibatchCka(opts: StreamCkaOptions): Promise<StreamCkaResult> {
+  validateStream(opts);
+  const workers = opts.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) throw new InputError(`--workers: expected a positive integer, got ${workers}`);
+  if (workers > 1 && !['wasm', 'cpu'].includes(activeBackend())) {
+    throw new InputError(`--workers ${workers}: worker threads are for the wasm and cpu backends (one instance per thread); the ${activeBackend()} backend uses its device from one thread`);
+  }
+  const { state, context } = workers > 1 ? await accumulateInWorkers(opts, workers) : await accumulateStream(opts);
+  const info = { shard: opts.shard ?? null, workers, provenance: provenance(activeBackend()) };
+  const written = await writeMinibatchResults(opts.out, { state, context, info }, { provenance: info.provenance, shard: info.shard });
+  return { written, sets: state.sets, batches: state.batchIds.length, samples: state.samples };
+}
+
+function validateStream(opts: StreamCkaOptions): void {
   if (opts.models.length < 1 || opts.models.length > 2) throw new InputError(`--model: give one or two checkpoints, got ${opts.models.length}`);
   if (opts.inputs.length === 0) throw new InputError('--inputs: expected clean, adv or clean,adv');
   for (const k of opts.inputs) if (k !== 'clean' && k !== 'adv') throw new InputError(`--inputs: unknown input '${k}' (expected clean or adv)`);
   if (new Set(opts.inputs).size !== opts.inputs.length) throw new InputError(`--inputs: '${opts.inputs.join(',')}' lists an input twice`);
-  const config = { batchSize: opts.batchSize, seed: opts.seed, bootstrap: opts.bootstrap ?? 0, permutations: opts.permutations ?? 0, kernel: opts.kernel ?? 'linear' };
-  validateConfig(config);
+  validateConfig(configOf(opts));
+}
+
+function configOf(opts: StreamCkaOptions): MinibatchConfig {
+  return { batchSize: opts.batchSize, seed: opts.seed, bootstrap: opts.bootstrap ?? 0, permutations: opts.permutations ?? 0, kernel: opts.kernel ?? 'linear' };
+}
+
+export interface StreamAccumulation {
+  state: MinibatchState;
+  context: Record<string, unknown>;
+}
+
+/**
+ * Load the models and data and accumulate this process's batches: those of `opts.shard`, and of
+ * them, with `part`, every part.count-th (the share of one worker thread). `onBatch` gets the
+ * samples of each batch done and the total this call will do.
+ */
+export async function accumulateStream(opts: StreamCkaOptions, part?: Shard, onBatch?: (samples: number, total: number) => void): Promise<StreamAccumulation> {
+  validateStream(opts);
   const models: LoadedModel[] = [];
   try {
     for (const [i, checkpoint] of opts.models.entries()) models.push(await loadModel(checkpoint, 'ab'[i], opts));
@@ -91,12 +127,16 @@ export async function streamMinibatchCka(opts: StreamCkaOptions): Promise<Stream
     if (ds.height !== a.inputShape[0] || ds.width !== a.inputShape[1] || ds.channels !== a.inputShape[2]) {
       throw new InputError(`--dataset: ${datasetName} images are ${ds.height}x${ds.width}x${ds.channels} but ${models[0].checkpoint} expects ${a.inputShape.join('x')}`);
     }
-    const spans = planBatches(ds.n, opts.batchSize, opts.shard);
+    const spans = planBatches(ds.n, opts.batchSize, opts.shard).filter((_, k) => !part || k % part.count === part.index);
     const groups: SetGroup[] = models.map((m) => ({ key: m.key, source: m.checkpoint, metadata: describeModel(m) }));
     const sets = models.flatMap((m) => opts.inputs.flatMap((kind) => m.layers.map((l) => qualifiedName(groups, m.key, `${l}@${kind}`))));
-    const state = emptyState(sets, config);
+    const state = emptyState(sets, configOf(opts));
+    const total = spans.reduce((s, x) => s + x.size, 0);
     let done = 0;
-    await accumulateMinibatches(modelBatches(models, ds, spans, opts), state, (_, b) => opts.onProgress?.((done += b), spans.reduce((s, x) => s + x.size, 0)));
+    await accumulateMinibatches(modelBatches(models, ds, spans, opts), state, (_, b) => {
+      onBatch?.(b, total);
+      opts.onProgress?.((done += b), total);
+    });
     const context = {
       groups,
       inputs: opts.inputs,
@@ -104,9 +144,7 @@ export async function streamMinibatchCka(opts: StreamCkaOptions): Promise<Stream
       dataset: { name: datasetName, split, n: ds.n, seed: opts.seed, source: ds.source },
       attack: opts.inputs.includes('adv') ? Object.fromEntries(models.map((m) => [m.key, { name: 'pgd', loss: 'cross-entropy', mode: 'inference', target: 'the model fed', ...m.attack }])) : null,
     };
-    const info = { shard: opts.shard ?? null, provenance: provenance(activeBackend()) };
-    const written = await writeMinibatchResults(opts.out, { state, context, info }, { provenance: info.provenance, shard: info.shard });
-    return { written, sets, batches: state.batchIds.length, samples: state.samples };
+    return { state, context };
   } finally {
     // The tap model shares the model's layers (weights); disposing the model frees them.
     for (const m of models) m.model.dispose();

@@ -51,6 +51,7 @@ export const ckaCommand: CommandModule = {
       .option('memory-mb', { type: 'number', default: 1024, describe: 'biased/debiased: budget for the Gram panels and tiles of one step, in MiB' })
       .option('batch-size', { type: 'number', default: 256, describe: 'minibatch: samples per batch (at least 4)' })
       .option('shard', { type: 'string', describe: 'minibatch: compute only batches j with j % k == i, as i/k; combine the k outputs with `robustsim cka-merge`' })
+      .option('workers', { type: 'number', default: 1, describe: '--model: worker threads, each with its own wasm/cpu backend instance, splitting the batches' })
       .option('stats', { type: 'boolean', default: false, describe: `minibatch: add ci_low, ci_high (95% bootstrap over minibatches, ${STATS_BOOTSTRAP} replicates) and null_mean, null_sd (permutation null, ${STATS_PERMUTATIONS} replicates) columns` })
       .option('bootstrap', { type: 'number', describe: `minibatch: bootstrap replicates (default ${STATS_BOOTSTRAP} with --stats, else 0)` })
       .option('permutations', { type: 'number', describe: `minibatch: permutation-null replicates (default ${STATS_PERMUTATIONS} with --stats, else 0)` })
@@ -159,6 +160,7 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
     permutations: config.permutations,
     kernel: config.kernel,
     shard,
+    workers: a.workers as number,
     onProgress: (done, total) => {
       if (!started) bar.start(total, 'cka');
       started = true;
