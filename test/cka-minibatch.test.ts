@@ -173,3 +173,27 @@ test('no tensor leaks across batches (with permutations)', async () => {
   assert.ok(counts.every((k) => k === counts[0]), `tensor counts ${counts}`);
   assert.equal(tf.memory().numTensors, before);
 });
+
+test('undefined and out-of-range values are flagged in the written table, never clamped', async () => {
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const path = await import('node:path');
+  const { writeMinibatchResults } = await import('../src/cka/minibatch-output.js');
+  const { readSimilarity } = await import('../src/formats/similarity.js');
+  const constant: ActivationSet = { name: 'k', n: N, dim: 3, data: new Float32Array(N * 3).fill(2) };
+  const state = await minibatchStateOfSets([a, b, constant], CONFIG);
+  // An out-of-range value, as float32 noise on a near-degenerate set could give: kept as it is.
+  state.hsic[0 * 3 + 1] = state.hsic[1 * 3 + 0] = 1.5 * Math.sqrt(state.hsic[0] * state.hsic[4]);
+  const dir = await mkdtemp(path.join(tmpdir(), 'robustsim-flag-'));
+  try {
+    const [written] = await writeMinibatchResults(dir, { state, context: { groups: [{ key: 'a', source: 'mem' }] }, info: {} }, {});
+    assert.ok(Math.abs(written.similarity.cka[1] - 1.5) < 1e-12, 'not clamped');
+    assert.ok(written.flagged.some((f) => f.row === 'a' && f.col === 'b'));
+    assert.ok(written.flagged.some((f) => f.row === 'k' && Number.isNaN(f.cka)));
+    const back = await readSimilarity(path.join(dir, 'similarity.arrow'));
+    assert.match(String(back.metadata.warning), /outside/);
+    assert.match(String(back.metadata.warning), /k have no positive self-HSIC/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
