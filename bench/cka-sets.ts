@@ -31,7 +31,8 @@ export function syntheticSets(n: number, widths: number[], seed = 1): Activation
   const sets: ActivationSet[] = [];
   for (const kind of ['clean', 'adv']) {
     widths.forEach((dim, layer) => {
-      const data = new Float32Array(n * dim);
+      // In a SharedArrayBuffer so worker threads can read it without a copy.
+      const data = new Float32Array(new SharedArrayBuffer(4 * n * dim));
       const mix = 0.5 + layer / widths.length; // later layers: more signal
       for (let i = 0; i < n; i++) {
         const row = i * dim;

@@ -1,7 +1,7 @@
 /**
  * All-pairs linear CKA of 36 activation sets (ResNet-18-shaped widths, clean + adversarial) at
  * n = 2048: robustsim's engines against two NumPy implementations in the same run, with ratios.
- *   npm run bench:cka [-- --n 2048 --width 16 --pairs 12 --batch-size 256]
+ *   npm run bench:cka [-- --n 2048 --width 16 --pairs 12 --batch-size 256 --workers 2]
  * NumPy comes from Debian (/usr/bin/python3 with python3-numpy; apt-get install python3-numpy
  * libopenblas0-pthread); ROBUSTSIM_BENCH_PYTHON overrides the interpreter. The per-pair baseline is
  * timed on --pairs sampled pairs and scaled to all pairs (it recomputes both Grams for every pair).
@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend/index.js';
 import { linearCkaMatrix } from '../src/cka/engine.js';
+import { linearCkaMatrixInWorkers } from '../src/cka/engine-workers.js';
 import { minibatchStateOfSets } from '../src/cka/minibatch.js';
 import { encodeNpy } from '../src/formats/npy.js';
 import { resnet18Widths, syntheticSets } from './cka-sets.js';
@@ -37,6 +38,7 @@ const n = arg('n', 2048);
 const width = arg('width', 16);
 const pairs = arg('pairs', 12);
 const batchSize = arg('batch-size', 256);
+const workers = arg('workers', 2);
 const python = process.env.ROBUSTSIM_BENCH_PYTHON ?? '/usr/bin/python3';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.resolve(here, '../../bench/cka_numpy.py');
@@ -59,12 +61,17 @@ try {
   const ours = await linearCkaMatrix(sets, null, { estimator: 'biased' });
   const tEngine = (performance.now() - t0) / 1000;
   t0 = performance.now();
+  const inWorkers = await linearCkaMatrixInWorkers(sets, null, { estimator: 'biased' }, workers);
+  const tWorkers = (performance.now() - t0) / 1000;
+  const workerDiff = Math.max(...Array.from(inWorkers.cka, (v, k) => Math.abs(v - ours.cka[k])));
+  t0 = performance.now();
   await minibatchStateOfSets(sets, { batchSize, seed: 0, bootstrap: 0, permutations: 0 });
   const tMinibatch = (performance.now() - t0) / 1000;
   const rss = peakRssMiB();
 
   const rows: [string, number, string][] = [
     [`robustsim tiled engine (biased, full data; ${backend})`, tEngine, 'same estimator as the NumPy rows'],
+    [`robustsim tiled engine, ${workers} worker threads`, tWorkers, `max diff to one thread ${workerDiff.toExponential(1)}`],
     [`robustsim minibatch (batch ${batchSize}; ${backend})`, tMinibatch, 'unbiased HSIC per batch: ~n*b work instead of n^2'],
   ];
   const py = spawnSync(python, [script, dir, String(pairs)], { encoding: 'utf8', maxBuffer: 1 << 28 });

@@ -51,7 +51,7 @@ export const ckaCommand: CommandModule = {
       .option('memory-mb', { type: 'number', default: 1024, describe: 'biased/debiased: budget for the Gram panels and tiles of one step, in MiB' })
       .option('batch-size', { type: 'number', default: 256, describe: 'minibatch: samples per batch (at least 4)' })
       .option('shard', { type: 'string', describe: 'minibatch: compute only batches j with j % k == i, as i/k; combine the k outputs with `robustsim cka-merge`' })
-      .option('workers', { type: 'number', default: 1, describe: '--model: worker threads, each with its own wasm/cpu backend instance, splitting the batches' })
+      .option('workers', { type: 'number', default: 1, describe: 'Worker threads, each with its own wasm/cpu backend instance: --model splits the batches, --acts (biased/debiased) the Gram tiles' })
       .option('stats', { type: 'boolean', default: false, describe: `minibatch: add ci_low, ci_high (95% bootstrap over minibatches, ${STATS_BOOTSTRAP} replicates) and null_mean, null_sd (permutation null, ${STATS_PERMUTATIONS} replicates) columns` })
       .option('bootstrap', { type: 'number', describe: `minibatch: bootstrap replicates (default ${STATS_BOOTSTRAP} with --stats, else 0)` })
       .option('permutations', { type: 'number', describe: `minibatch: permutation-null replicates (default ${STATS_PERMUTATIONS} with --stats, else 0)` })
@@ -70,6 +70,7 @@ export const ckaCommand: CommandModule = {
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
     const models = parseList(a.model);
+    check(Number.isInteger(a.workers) && (a.workers as number) >= 1, '--workers', `expected a positive integer, got ${a.workers}`);
     check((a.acts === undefined) !== (models.length === 0), '--acts/--model', 'give either --acts (stored activations) or --model (stream from checkpoints), not both and not neither');
     const measure = a.measure as 'cka' | 'rbf-cka' | 'procrustes';
     if (measure === 'procrustes') {
@@ -108,6 +109,7 @@ export const ckaCommand: CommandModule = {
       sets: sets.length > 0 ? sets : undefined,
       blockRows,
       memoryBytes: Math.round(memoryMb * 1024 * 1024),
+      workers: a.workers as number,
       onProgress: (done, total) => {
         if (!started) bar.start(total, 'cka');
         started = true;
