@@ -21,12 +21,10 @@ def gram_linear(x):
 
 
 def center_gram(gram):
-    gram = gram.copy()
-    means = np.mean(gram, 0, dtype=np.float64)
-    means -= np.mean(means) / 2
-    gram -= means[:, None]
-    gram -= means[None, :]
-    return gram
+    """H K H for a symmetric K: subtract row and column means, add back the grand mean."""
+    col_means = gram.mean(axis=0, dtype=np.float64)
+    grand = col_means.mean()
+    return gram - col_means[:, None] - col_means[None, :] + grand
 
 
 def cka(gram_x, gram_y):
