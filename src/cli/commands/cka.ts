@@ -134,6 +134,7 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
   };
   const shard = a.shard === undefined ? undefined : parseShard(String(a.shard));
   if (models.length === 0) {
+    check(a.workers === 1, '--workers', 'not supported for --acts with the minibatch estimator yet (one thread); use it with --model, or with --estimator biased/debiased');
     const sets = parseList(a.sets);
     return minibatchSimilarityOfFiles({ acts: String(a.acts), acts2: a.acts2 === undefined ? undefined : String(a.acts2), sets: sets.length ? sets : undefined, out: String(a.out), config, shard });
   }
