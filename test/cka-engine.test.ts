@@ -204,3 +204,24 @@ test('wasm backend: engine matches the float64 reference', async () => {
     await tf.setBackend('cpu');
   }
 });
+
+test('two worker threads (own wasm instances, shared data) give the same matrix as one thread', async () => {
+  const { linearCkaMatrixInWorkers } = await import('../src/cka/engine-workers.js');
+  const { initBackend } = await import('../src/backend/index.js');
+  await initBackend('wasm');
+  try {
+    for (const estimator of ['biased', 'debiased'] as const) {
+      const one = await linearCkaMatrix(SETS, [c, d], { estimator, chunkCols: 8 });
+      let calls = 0;
+      const two = await linearCkaMatrixInWorkers(SETS, [c, d], { estimator, chunkCols: 8, onProgress: () => calls++ }, 2);
+      assert.deepEqual(two.rows, one.rows);
+      assert.deepEqual(two.cols, ['c', 'd']);
+      assert.ok(maxAbsDiff(one.cka, two.cka) < 1e-9, `${estimator}: ${maxAbsDiff(one.cka, two.cka)}`);
+      assert.ok(maxAbsDiff(one.hsic, two.hsic) < 1e-9 * Math.max(...Array.from(one.hsic, Math.abs)));
+      // n = 30 in 8-column chunks: 4 + 3 + 2 + 1 tile steps, shared between the two workers.
+      assert.equal(calls, 10);
+    }
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});

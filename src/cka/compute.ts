@@ -6,6 +6,7 @@ import { writeSimilarity, type SimilarityTable } from '../formats/similarity.js'
 import { provenance } from '../util/provenance.js';
 import type { ActivationSet } from './activation-set.js';
 import { linearCkaMatrix, type CkaEstimator } from './engine.js';
+import { linearCkaMatrixInWorkers } from './engine-workers.js';
 import { setStats } from './set-stats.js';
 
 export interface ComputeSimilarityOptions {
@@ -23,6 +24,8 @@ export interface ComputeSimilarityOptions {
   /** Engine tuning (see CkaEngineOptions). */
   blockRows?: number;
   memoryBytes?: number;
+  /** Worker threads, each with its own wasm/cpu instance, sharing the tiles (default 1). */
+  workers?: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -55,12 +58,12 @@ export async function computeSimilarity(opts: ComputeSimilarityOptions): Promise
   if (second) requireSameSamples(first, second);
   for (const acts of second ? [first, second] : [first]) checkUsable(acts);
 
-  const result = await linearCkaMatrix(first.sets, second ? second.sets : null, {
-    estimator: opts.estimator,
-    blockRows: opts.blockRows,
-    memoryBytes: opts.memoryBytes,
-    onProgress: opts.onProgress,
-  });
+  const engineOptions = { estimator: opts.estimator, blockRows: opts.blockRows, memoryBytes: opts.memoryBytes, onProgress: opts.onProgress };
+  const workers = opts.workers ?? 1;
+  const result =
+    workers > 1
+      ? await linearCkaMatrixInWorkers(first.sets, second ? second.sets : null, engineOptions, workers)
+      : await linearCkaMatrix(first.sets, second ? second.sets : null, engineOptions);
   const flagged: FlaggedValue[] = [];
   result.cka.forEach((v, k) => {
     if (!(v >= -FLAG_TOLERANCE && v <= 1 + FLAG_TOLERANCE)) {
@@ -86,7 +89,7 @@ export async function computeSimilarity(opts: ComputeSimilarityOptions): Promise
       ...(flagged.length > 0
         ? { warning: `${flagged.length} CKA value(s) outside [${-FLAG_TOLERANCE}, ${1 + FLAG_TOLERANCE}]; left unclamped (see 'flagged')` }
         : {}),
-      engine: { block_rows: result.blockRows, chunk_cols: result.chunkCols, resident: result.resident },
+      engine: { block_rows: result.blockRows, chunk_cols: result.chunkCols, resident: result.resident, workers },
       provenance: provenance(opts.backend ?? tf.getBackend()),
     },
   };

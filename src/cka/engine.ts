@@ -41,6 +41,11 @@ export interface CkaEngineOptions {
   residentBytes?: number;
   /** Called after each tile step with (steps done, total steps). */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Compute only tile steps s with s % count == index (a worker thread's share; see
+   * engine-workers.ts). The result's `sums` then hold this share's part of G G^T only.
+   */
+  part?: { index: number; count: number };
 }
 
 export interface CkaMatrix {
@@ -79,6 +84,24 @@ const DEGENERATE_SELF_HSIC = 1e-8;
  * same order.
  */
 export async function linearCkaMatrix(rowSets: ActivationSet[], colSets: ActivationSet[] | null, opts: CkaEngineOptions): Promise<CkaMatrix> {
+  const { prepared, sums } = await linearCkaSums(rowSets, colSets, opts);
+  return finishCka(prepared, sums);
+}
+
+/** What finishing needs besides the sums: the sets (union of rows and columns), their stats and the plan. */
+export interface PreparedCka {
+  union: ActivationSet[];
+  stats: SetStats[];
+  rowIdx: number[];
+  colIdx: number[];
+  n: number;
+  estimator: CkaEstimator;
+  plan: TilePlan;
+  resident: boolean;
+}
+
+/** The float64 sums of G G^T (union x union) of linearCkaMatrix, for all tiles or for opts.part's share. */
+export async function linearCkaSums(rowSets: ActivationSet[], colSets: ActivationSet[] | null, opts: CkaEngineOptions): Promise<{ prepared: PreparedCka; sums: Float64Array }> {
   const cols = colSets ?? rowSets;
   validateSets(rowSets, cols, opts);
   const n = rowSets[0].n;
@@ -100,8 +123,10 @@ export async function linearCkaMatrix(rowSets: ActivationSet[], colSets: Activat
   try {
     for (let k = 0; k < m; k++) features.push(centredFeatures(union[k], stats[k], resident, plan.chunkCols));
     const offsets = opts.estimator === 'debiased' ? stats.map((st) => uOffsets(st, n)) : null;
-    const total = countSteps(n, plan);
+    const all = countSteps(n, plan);
+    const total = opts.part ? Math.ceil((all - opts.part.index) / opts.part.count) : all;
     let done = 0;
+    let step = 0;
     for (let a = 0; a < n; a += plan.panelRows) {
       const h = Math.min(plan.panelRows, n - a);
       const panels: tf.Tensor2D[] = [];
@@ -109,6 +134,7 @@ export async function linearCkaMatrix(rowSets: ActivationSet[], colSets: Activat
         for (const f of features) panels.push(f.panel(a, h));
         for (let c = a; c < n; c += plan.chunkCols) {
           const w = Math.min(plan.chunkCols, n - c);
+          if (opts.part && step++ % opts.part.count !== opts.part.index) continue;
           const inDiagonalBlock = c < a + h;
           const products = await tileProducts(features, panels, offsets, a, h, c, w, inDiagonalBlock);
           accumulate(sums, products, m, inDiagonalBlock ? 1 : 2);
@@ -121,7 +147,12 @@ export async function linearCkaMatrix(rowSets: ActivationSet[], colSets: Activat
   } finally {
     for (const f of features) f.dispose();
   }
-  return finish(union, stats, sums, rowIdx, colIdx, n, opts.estimator, plan, resident);
+  return { prepared: { union, stats, rowIdx, colIdx, n, estimator: opts.estimator, plan, resident }, sums };
+}
+
+/** CKA, HSIC and checks from the full sums (all tiles, e.g. the shares of several workers added). */
+export function finishCka(p: PreparedCka, sums: Float64Array): CkaMatrix {
+  return finish(p.union, p.stats, sums, p.rowIdx, p.colIdx, p.n, p.estimator, p.plan, p.resident);
 }
 
 function validateSets(rows: ActivationSet[], cols: ActivationSet[], opts: CkaEngineOptions): void {

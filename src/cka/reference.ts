@@ -1,4 +1,4 @@
-import { Matrix } from 'ml-matrix';
+import { Matrix, SingularValueDecomposition } from 'ml-matrix';
 import type { ActivationSet } from './activation-set.js';
 
 /**
@@ -121,4 +121,49 @@ export function minibatchCka(xBatches: Matrix[], yBatches: Matrix[]): number {
   }
   // The 1/batches of each mean cancels in the ratio.
   return kl / Math.sqrt(kk * ll);
+}
+
+/**
+ * RBF-kernel Gram as in Kornblith et al.'s notebook (gram_rbf with threshold 1):
+ * exp(-d_ij^2 / (2 median(d^2))), the median over all n^2 squared distances.
+ */
+export function gramRbf(X: Matrix): Matrix {
+  const n = X.rows;
+  const dot = gram(X);
+  const d2 = new Matrix(n, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) d2.set(i, j, dot.get(i, i) + dot.get(j, j) - 2 * dot.get(i, j));
+  const sorted = d2.to1DArray().sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  const median = sorted.length % 2 === 1 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
+  const K = new Matrix(n, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) K.set(i, j, Math.exp(-d2.get(i, j) / (2 * median)));
+  return K;
+}
+
+/** Minibatch CKA with a kernel of choice (e.g. gramRbf per batch). */
+export function minibatchKernelCka(kernel: (X: Matrix) => Matrix, xBatches: Matrix[], yBatches: Matrix[]): number {
+  let kl = 0;
+  let kk = 0;
+  let ll = 0;
+  for (let b = 0; b < xBatches.length; b++) {
+    const K = kernel(xBatches[b]);
+    const L = kernel(yBatches[b]);
+    kl += hsicUnbiased(K, L);
+    kk += hsicUnbiased(K, K);
+    ll += hsicUnbiased(L, L);
+  }
+  return kl / Math.sqrt(kk * ll);
+}
+
+/**
+ * Orthogonal Procrustes similarity straight from the definition: X, Y centred and scaled to unit
+ * Frobenius norm, the nuclear norm of X^T Y from its singular value decomposition.
+ */
+export function procrustesSimilarity(X: Matrix, Y: Matrix): number {
+  const x = centerColumns(X);
+  const y = centerColumns(Y);
+  x.div(x.norm('frobenius'));
+  y.div(y.norm('frobenius'));
+  const svd = new SingularValueDecomposition(x.transpose().mmul(y), { autoTranspose: true });
+  return svd.diagonal.reduce((s, v) => s + v, 0);
 }

@@ -7,6 +7,7 @@ import { trainCommand } from './commands/train.js';
 import { layersCommand } from './commands/layers.js';
 import { captureCommand } from './commands/capture.js';
 import { ckaCommand } from './commands/cka.js';
+import { ckaMergeCommand } from './commands/cka-merge.js';
 import { reportCommand } from './commands/report.js';
 import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
@@ -14,7 +15,7 @@ import { finetuneCommand } from './commands/finetune.js';
 import { layerProbesCommand } from './commands/layer-probes.js';
 
 /** Commands that never touch tensors skip backend start-up. */
-const NO_BACKEND = new Set(['layers', 'report']);
+const NO_BACKEND = new Set(['layers', 'report', 'cka-merge']);
 
 function fail(message: string): never {
   process.stderr.write(`robustsim: error: ${message}\n`);
@@ -42,6 +43,7 @@ async function main(): Promise<void> {
     .command(layersCommand)
     .command(captureCommand)
     .command(ckaCommand)
+    .command(ckaMergeCommand)
     .command(reportCommand)
     .command(evalCommand)
     .command(finetuneCommand)

@@ -128,6 +128,10 @@ export function splitMatrices(sim: SimilarityTable, sides: SideLabels = { rows: 
 export interface DiagonalPoint {
   layer: string;
   cka: number;
+  /** From the optional statistics columns of minibatch CKA (ci_low, ci_high, null_mean). */
+  ciLow?: number;
+  ciHigh?: number;
+  nullMean?: number;
 }
 
 /**
@@ -144,7 +148,12 @@ export function cleanAdvDiagonal(sim: SimilarityTable): DiagonalPoint[] {
     const { layer, input } = parseSetName(name);
     if (input !== 'clean') return;
     const j = index.get(`${layer}@adv`);
-    if (j !== undefined) out.push({ layer, cka: sim.cka[i * nc + j] });
+    if (j === undefined) return;
+    const k = i * nc + j;
+    const point: DiagonalPoint = { layer, cka: sim.cka[k] };
+    if (sim.extra?.ci_low && sim.extra.ci_high) Object.assign(point, { ciLow: sim.extra.ci_low[k], ciHigh: sim.extra.ci_high[k] });
+    if (sim.extra?.null_mean) point.nullMean = sim.extra.null_mean[k];
+    out.push(point);
   });
   return out;
 }

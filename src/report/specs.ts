@@ -137,6 +137,7 @@ export function diagonalSpec(series: DiagonalSeries[], opts: DiagonalOptions = {
     })),
   );
   const several = series.length > 1;
+  const withStats = series.some((s) => s.points.some((p) => p.ciLow !== undefined || p.nullMean !== undefined));
   const step = Math.max(14, Math.min(48, Math.floor(560 / Math.max(1, order.length))));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
@@ -144,8 +145,8 @@ export function diagonalSpec(series: DiagonalSeries[], opts: DiagonalOptions = {
     background: 'white',
     width: Math.max(240, order.length * step),
     height: 220,
-    data: { values },
-    mark: { type: 'line', point: true, strokeWidth: 2 },
+    data: { values: withStats ? withStatFields(series, values) : values },
+    ...(withStats ? { layer: statLayers(Y_TITLE) } : { mark: { type: 'line', point: true, strokeWidth: 2 } }),
     encoding: {
       x: {
         field: 'layer',
@@ -157,7 +158,7 @@ export function diagonalSpec(series: DiagonalSeries[], opts: DiagonalOptions = {
       y: {
         field: 'cka',
         type: 'quantitative',
-        title: 'CKA(layer@clean, layer@adv)',
+        title: Y_TITLE,
         scale: { domain: [0, 1], clamp: true },
       },
       ...(several
@@ -167,9 +168,45 @@ export function diagonalSpec(series: DiagonalSeries[], opts: DiagonalOptions = {
         { field: 'model', type: 'nominal' },
         { field: 'layer', type: 'nominal' },
         { field: 'cka', type: 'quantitative', title: 'CKA', format: '.3f' },
+        ...(withStats
+          ? [
+              { field: 'ci_low', type: 'quantitative', title: '95% CI low', format: '.3f' },
+              { field: 'ci_high', type: 'quantitative', title: '95% CI high', format: '.3f' },
+              { field: 'null_mean', type: 'quantitative', title: 'permutation null', format: '.3f' },
+            ]
+          : []),
       ],
       description: { field: 'label', type: 'nominal' },
     },
     config: BASE_CONFIG,
   } as TopLevelSpec;
+}
+
+const Y_TITLE = 'CKA(layer@clean, layer@adv)';
+
+/** Attach the statistics of each point (null where absent) to the chart rows of diagonalSpec. */
+function withStatFields(series: DiagonalSeries[], values: Record<string, unknown>[]): Record<string, unknown>[] {
+  const points = series.flatMap((s) => s.points);
+  const num = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v : null);
+  return values.map((v, k) => ({ ...v, ci_low: num(points[k].ciLow), ci_high: num(points[k].ciHigh), null_mean: num(points[k].nullMean) }));
+}
+
+/**
+ * With minibatch statistics: the bootstrap interval as a vertical bar per layer and the permutation
+ * null as a dashed line under the CKA line (shared x, y and colour from the parent encoding).
+ */
+function statLayers(title: string): unknown[] {
+  return [
+    {
+      transform: [{ filter: 'datum.ci_low != null' }],
+      mark: { type: 'rule', strokeWidth: 1.5, opacity: 0.6 },
+      encoding: { y: { field: 'ci_low', type: 'quantitative', title }, y2: { field: 'ci_high' } },
+    },
+    { mark: { type: 'line', point: true, strokeWidth: 2 } },
+    {
+      transform: [{ filter: 'datum.null_mean != null' }],
+      mark: { type: 'line', strokeDash: [4, 3], strokeWidth: 1, opacity: 0.7 },
+      encoding: { y: { field: 'null_mean', type: 'quantitative', title } },
+    },
+  ];
 }

@@ -1,0 +1,72 @@
+import { Worker } from 'node:worker_threads';
+import { InputError } from '../errors.js';
+import { activeBackend, type BackendChoice } from '../backend/index.js';
+import type { ActivationSet } from './activation-set.js';
+import { finishCka, type CkaEngineOptions, type CkaMatrix, type PreparedCka } from './engine.js';
+
+/** Messages from engine-worker.ts. */
+export type EngineWorkerMessage =
+  | { type: 'progress'; total: number }
+  | { type: 'done'; prepared: PreparedCka; sums: Float64Array }
+  | { type: 'error'; message: string; input: boolean; stack?: string };
+
+/**
+ * linearCkaMatrix split over `count` worker threads, each with its own backend instance (wasm or
+ * cpu): worker j computes the tile steps s with s % count == j and returns its float64 share of
+ * G G^T; the shares are added and finished here. The sets' data is shared with the workers through
+ * SharedArrayBuffers (copied once unless it already lives in one).
+ */
+export async function linearCkaMatrixInWorkers(rowSets: ActivationSet[], colSets: ActivationSet[] | null, opts: CkaEngineOptions, count: number): Promise<CkaMatrix> {
+  if (!Number.isInteger(count) || count < 1) throw new InputError(`--workers: expected a positive integer, got ${count}`);
+  const backend = activeBackend() as BackendChoice;
+  if (count > 1 && backend !== 'wasm' && backend !== 'cpu') {
+    throw new InputError(`--workers ${count}: worker threads are for the wasm and cpu backends (one instance per thread); the ${backend} backend uses its device from one thread`);
+  }
+  const union = [...rowSets, ...(colSets ?? []).filter((s) => !rowSets.includes(s))];
+  const shared = union.map(shareSet);
+  const rowIdx = rowSets.map((s) => union.indexOf(s));
+  const colIdx = colSets ? colSets.map((s) => union.indexOf(s)) : null;
+  const { onProgress, ...plain } = opts;
+  let done = 0;
+  const totals = new Array<number>(count).fill(0);
+  const results = await Promise.all(
+    Array.from({ length: count }, (_, index) =>
+      new Promise<{ prepared: PreparedCka; sums: Float64Array }>((resolve, reject) => {
+        const worker = new Worker(new URL('./engine-worker.js', import.meta.url), {
+          workerData: { sets: shared, rowIdx, colIdx, opts: { ...plain, part: { index, count } }, backend },
+        });
+        let settled = false;
+        worker.on('message', (msg: EngineWorkerMessage) => {
+          if (msg.type === 'progress') {
+            totals[index] = msg.total;
+            onProgress?.(++done, totals.reduce((s, t) => s + t, 0));
+          } else if (msg.type === 'done') {
+            settled = true;
+            resolve(msg);
+          } else {
+            settled = true;
+            reject(msg.input ? new InputError(msg.message) : new Error(`worker ${index}: ${msg.stack ?? msg.message}`));
+          }
+        });
+        worker.on('error', (err) => {
+          settled = true;
+          reject(err);
+        });
+        worker.on('exit', (code) => {
+          if (!settled) reject(new Error(`worker ${index} exited with code ${code} before finishing`));
+        });
+      }),
+    ),
+  );
+  const sums = new Float64Array(results[0].sums.length);
+  for (const r of results) for (let k = 0; k < sums.length; k++) sums[k] += r.sums[k];
+  return finishCka(results[0].prepared, sums);
+}
+
+/** The set with its data in a SharedArrayBuffer (the same object if it already is). */
+function shareSet(set: ActivationSet): ActivationSet {
+  if (set.data.buffer instanceof SharedArrayBuffer) return set;
+  const data = new Float32Array(new SharedArrayBuffer(set.data.byteLength));
+  data.set(set.data);
+  return { ...set, data };
+}
