@@ -36,10 +36,14 @@ test('train --scheme scl --regime at --method rocl writes a checkpoint whose met
   assert.deepEqual(meta.projection, { hidden: 16, dim: 8 });
 });
 
-test('train refuses fine-tuning regimes and a method of another scheme with one line and exit code 2', () => {
-  const fat = run(['train', '--out', path.join(root, 'fat'), ...TINY, '--scheme', 'cl', '--regime', 'fat']);
-  assert.equal(fat.code, 2);
-  assert.match(fat.stderr, /robustsim: error: --regime: 'fat' needs the adversarial fine-tuning stage/);
+test('train --scheme cl --regime fat pre-trains an encoder then fine-tunes it adversarially', () => {
+  const fat = run(['train', '--out', path.join(root, 'fat'), ...TINY, '--scheme', 'cl', '--regime', 'fat', '--finetune-epochs', '1']);
+  assert.equal(fat.code, 0, fat.stderr);
+  assert.match(fat.stdout, /encoder: .*fat-encoder/);
+  assert.match(fat.stdout, /checkpoint: .*fat \(clean accuracy/);
+});
+
+test('train refuses a method of another scheme with one line and exit code 2', () => {
   const wrong = run(['train', '--out', path.join(root, 'wrong'), ...TINY, '--scheme', 'sl', '--regime', 'at', '--method', 'acl']);
   assert.equal(wrong.code, 2);
   assert.match(wrong.stderr, /robustsim: error: --method: expected one of pgd, trades for --scheme sl --regime at, got 'acl'/);
