@@ -7,6 +7,8 @@ import { initBackend } from '../src/backend/index.js';
 import { encoderDirFor, trainScenario } from '../src/pipeline/scenario.js';
 import { trainModel } from '../src/train/loop.js';
 import { InputError } from '../src/errors.js';
+import { captureActivations } from '../src/cka/capture.js';
+import { readActivations } from '../src/formats/activations.js';
 
 let root: string;
 before(async () => {
@@ -37,6 +39,11 @@ test('pat pre-trains an adversarial encoder and trains a robust linear head on i
   assert.equal(pat.encoderDir, encoderDirFor(path.join(root, 'pat')));
   assert.equal(pat.fineTuned.kind, 'probe');
   assert.equal(pat.fineTuned.config.mode, 'robust-linear');
+  // A PAT model is its frozen encoder with the robust head: capture attacks through that head.
+  const acts = await captureActivations({ checkpoint: path.join(root, 'pat'), out: path.join(root, 'pat.arrow'), n: 8, seed: 0, batchSize: 8, inputs: ['clean', 'adv'], layers: ['pool', 'logits'] });
+  assert.deepEqual(acts.sets, ['pool@clean', 'logits@clean', 'pool@adv', 'logits@adv']);
+  const md = (await readActivations(path.join(root, 'pat.arrow'))).metadata as { model: { probe: { featureLayer: string } | null } };
+  assert.equal(md.model.probe?.featureLayer, 'pool');
   const stFat = await trainScenario({ ...base, out: path.join(root, 'st-fat'), regime: 'st-fat' });
   assert.equal(stFat.encoder.config.regime, 'st');
   assert.equal(stFat.fineTuned.kind, 'checkpoint');

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { loadDataset, gatherBatch, type DatasetName } from '../data/index.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
+import { loadModelForAnalysis } from '../models/classifier.js';
 import { tapModel } from '../models/architectures.js';
 import { batchTensors } from '../models/inputs.js';
 import { crossEntropyLoss } from '../attacks/losses.js';
@@ -51,7 +51,7 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
   if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new InputError(`--batch-size: expected a positive integer, got ${opts.batchSize}`);
   if (opts.inputs.length === 0) throw new InputError(`--inputs: expected clean, adv or clean,adv`);
   for (const k of opts.inputs) if (k !== 'clean' && k !== 'adv') throw new InputError(`--inputs: unknown input '${k}' (expected clean or adv)`);
-  const { model, meta } = await loadCheckpoint<CheckpointMeta>(opts.checkpoint);
+  const { model, meta, probe } = await loadModelForAnalysis(opts.checkpoint);
   try {
     const layers = opts.layers?.length ? opts.layers : meta.taps;
     const unknown = layers.filter((l) => !meta.taps.includes(l));
@@ -128,6 +128,8 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
           epochs: meta.progress.epochsDone,
           trainAttack: meta.config.regime === 'at' ? meta.config.attack : null,
           metrics: meta.metrics ?? null,
+          // A linear probe is its (frozen) encoder with the probe's head: the attack goes through that head.
+          probe: probe ? { encoder: probe.encoder, featureLayer: probe.featureLayer, numClasses: probe.numClasses } : null,
         },
         attack: opts.inputs.includes('adv') ? { name: 'pgd', loss: 'cross-entropy', mode: 'inference', ...attack } : null,
         dataset: { name: datasetName, split: opts.split ?? 'test', n: ds.n, seed: opts.seed },

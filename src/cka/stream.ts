@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { loadDataset, gatherBatch, type DatasetName, type Dataset } from '../data/index.js';
-import { loadCheckpoint } from '../models/checkpoint.js';
+import { loadModelForAnalysis } from '../models/classifier.js';
 import { tapModel } from '../models/architectures.js';
 import { batchTensors } from '../models/inputs.js';
 import { crossEntropyLoss } from '../attacks/losses.js';
@@ -152,7 +152,7 @@ export async function accumulateStream(opts: StreamCkaOptions, part?: Shard, onB
 }
 
 async function loadModel(checkpoint: string, key: string, opts: StreamCkaOptions): Promise<LoadedModel> {
-  const { model, meta } = await loadCheckpoint<CheckpointMeta>(checkpoint);
+  const { model, meta } = await loadModelForAnalysis(checkpoint);
   const layers = opts.layers?.length ? opts.layers : meta.taps;
   const unknown = layers.filter((l) => !meta.taps.includes(l));
   if (unknown.length) {
