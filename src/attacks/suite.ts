@@ -51,8 +51,13 @@ export interface AttackSettings {
   stepSize?: number;
   /** Layer whose output the contrastive attack embeds with (default: 'projection' if present, else 'pool'). */
   embeddingLayer?: string;
-  /** NT-Xent temperature of the contrastive attack (default 0.5, SimCLR/RoCL). */
+  /** NT-Xent temperature of the contrastive attack (default: the embedder's, else 0.5 as SimCLR/RoCL). */
   temperature?: number;
+  /**
+   * The model's projection head (contrastive checkpoints): the contrastive attack then embeds through
+   * it, as "threat model I" prescribes, instead of through `embeddingLayer`.
+   */
+  embedder?: { embed(x: tf.Tensor4D): tf.Tensor2D; temperature: number };
 }
 
 export const DEFAULT_ATTACK_SETTINGS: AttackSettings = { norm: 'linf', restarts: 1, seed: 0 };
@@ -83,11 +88,16 @@ export function runAttack(spec: AttackSpec, model: tf.LayersModel, x: tf.Tensor4
         seed: s.seed,
       });
     case 'contrastive': {
-      const layer = embeddingLayerOf(model, s.embeddingLayer);
-      const embedModel = tf.model({ inputs: model.inputs, outputs: model.getLayer(layer).output as tf.SymbolicTensor });
-      const embed = (xi: tf.Tensor4D) => tf.reshape(embedModel.apply(xi, { training: false }) as tf.Tensor, [xi.shape[0], -1]) as tf.Tensor2D;
+      let embed: (xi: tf.Tensor4D) => tf.Tensor2D;
+      if (s.embedder) {
+        embed = s.embedder.embed;
+      } else {
+        const layer = embeddingLayerOf(model, s.embeddingLayer);
+        const embedModel = tf.model({ inputs: model.inputs, outputs: model.getLayer(layer).output as tf.SymbolicTensor });
+        embed = (xi) => tf.reshape(embedModel.apply(xi, { training: false }) as tf.Tensor, [xi.shape[0], -1]) as tf.Tensor2D;
+      }
       const positives = tf.tidy(() => embed(x));
-      const adv = pgdAttack(contrastiveLoss(embed, positives, s.temperature ?? 0.5), x, {
+      const adv = pgdAttack(contrastiveLoss(embed, positives, s.temperature ?? s.embedder?.temperature ?? 0.5), x, {
         norm: s.norm,
         eps,
         stepSize: s.stepSize ?? (2.5 * eps) / spec.steps,

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { NamedTensor } from './checkpoint.js';
+import { loadCheckpoint, readMeta, type NamedTensor } from './checkpoint.js';
 
 /**
  * The projection head of contrastive learning (SimCLR's g): an MLP on the encoder's pooled features,
@@ -43,4 +43,35 @@ export function setProjectionWeights(head: tf.LayersModel, saved: NamedTensor[])
     throw new Error(`projection head: checkpoint has ${saved.length} weights, the head has ${head.weights.length}`);
   }
   head.setWeights(saved.map((s) => s.tensor));
+}
+
+/** Maps images to L2-normalised projection-head embeddings, for the contrastive-loss attack. */
+export interface ProjectionEmbedder {
+  embed(x: tf.Tensor4D): tf.Tensor2D;
+  temperature: number;
+  dispose(): void;
+}
+
+/**
+ * The projection head saved with a contrastive checkpoint in `dir`, applied to the `pool` features of
+ * `model` (the checkpoint's own encoder, or a fine-tuned copy of it). Undefined when the checkpoint
+ * has no projection head (supervised schemes).
+ */
+export async function loadProjectionEmbedder(dir: string, model: tf.LayersModel): Promise<ProjectionEmbedder | undefined> {
+  type Meta = { projection?: ProjectionConfig; config?: { temperature?: number } };
+  if (!(await readMeta<Meta>(dir)).projection) return undefined;
+  const saved = await loadCheckpoint<Meta>(dir, { extraWeights: [PROJECTION_GROUP] });
+  saved.model.dispose();
+  const weights = saved.extraWeights?.[PROJECTION_GROUP];
+  if (!saved.meta.projection || !weights) return undefined;
+  const pool = model.getLayer('pool').output as tf.SymbolicTensor;
+  const features = tf.model({ inputs: model.inputs, outputs: pool });
+  const head = buildProjectionHead(pool.shape[1] as number, saved.meta.projection, 0);
+  setProjectionWeights(head, weights);
+  tf.dispose(weights.map((w) => w.tensor));
+  return {
+    embed: (x) => tf.tidy(() => l2Normalize(head.apply(features.apply(x, { training: false }) as tf.Tensor2D, { training: false }) as tf.Tensor2D)),
+    temperature: saved.meta.config?.temperature ?? 0.5,
+    dispose: () => head.dispose(),
+  };
 }

@@ -1,3 +1,6 @@
+import { loadProjectionEmbedder, type ProjectionEmbedder } from '../models/projection.js';
+import { isProbeDir } from '../models/classifier.js';
+import { readMeta } from '../models/checkpoint.js';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { loadDataset, type DatasetName } from '../data/index.js';
@@ -49,8 +52,17 @@ export async function runEvaluation(req: EvaluationRequest): Promise<EvaluationR
   if (needsEps && req.eps.length === 0) throw new InputError('--eps: give at least one radius, e.g. 8/255');
   if (!Number.isInteger(req.n) || req.n < 1) throw new InputError(`--n: expected a positive integer, got ${req.n}`);
   const classifiers: Classifier[] = [];
+  const embedders: Array<ProjectionEmbedder | undefined> = [];
   try {
     for (const dir of req.models) classifiers.push(await loadClassifier(dir));
+    // Contrastive models attack through their projection head (a probe's head sits on its encoder's).
+    if (specs.some((s) => s.kind === 'contrastive') && req.settings.embeddingLayer === undefined) {
+      for (let i = 0; i < req.models.length; i++) {
+        const meta = await readMeta<{ format?: string; encoder?: string }>(req.models[i]);
+        const source = isProbeDir(meta) ? path.resolve(req.models[i], meta.encoder) : req.models[i];
+        embedders[i] = await loadProjectionEmbedder(source, classifiers[i].model);
+      }
+    }
     const first = classifiers[0];
     const datasetName = req.dataset ?? first.dataset;
     const dataDir = req.dataDir ?? (datasetName === first.dataset ? first.dataDir : undefined);
@@ -67,7 +79,7 @@ export async function runEvaluation(req: EvaluationRequest): Promise<EvaluationR
     if (specs.some((s) => s.kind === 'apgd-dlr') && ds.numClasses < 3) throw new InputError(`--attacks: apgd-dlr needs at least 3 classes, ${datasetName} has ${ds.numClasses}`);
     const names = labels(classifiers, req.models);
     const rows = await evaluateRobustness({
-      models: classifiers.map((c, i) => ({ name: names[i], model: c.model })),
+      models: classifiers.map((c, i) => ({ name: names[i], model: c.model, embedder: embedders[i] })),
       dataset: ds,
       attacks: specs,
       eps: needsEps ? req.eps : [],
@@ -96,6 +108,7 @@ export async function runEvaluation(req: EvaluationRequest): Promise<EvaluationR
     return { rows, arrowFile, jsonFile };
   } finally {
     for (const c of classifiers) c.model.dispose();
+    for (const e of embedders) e?.dispose();
   }
 }
 

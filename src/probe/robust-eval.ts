@@ -23,6 +23,8 @@ export interface EvalRow {
 export interface EvalModel {
   name: string;
   model: tf.LayersModel;
+  /** Projection head of a contrastive model, used by the contrastive attack. */
+  embedder?: AttackSettings['embedder'];
 }
 
 export interface RobustEvalOptions {
@@ -108,7 +110,8 @@ export async function evaluateRobustness(opts: RobustEvalOptions): Promise<EvalR
   const all = Array.from({ length: ds.n }, (_, i) => i);
   const rows: EvalRow[] = [];
   const cleanSpec: AttackSpec = { name: 'clean', kind: 'clean', steps: 0 };
-  for (const { name, model } of opts.models) {
+  for (const { name, model, embedder } of opts.models) {
+    const modelOpts = embedder ? { ...opts, settings: { ...opts.settings, embedder } } : opts;
     const clean = await correctnessOn(model, ds, all, cleanSpec, 0, opts, (done) =>
       opts.onProgress?.({ model: name, attack: 'clean', eps: 0, done, total: ds.n }),
     );
@@ -118,7 +121,7 @@ export async function evaluateRobustness(opts: RobustEvalOptions): Promise<EvalR
     for (const eps of opts.eps) {
       const worst = Uint8Array.from(clean);
       for (const spec of attacks) {
-        const attacked = await correctnessOn(model, ds, survivors, spec, eps, opts, (done) =>
+        const attacked = await correctnessOn(model, ds, survivors, spec, eps, modelOpts, (done) =>
           opts.onProgress?.({ model: name, attack: spec.name, eps, done, total: survivors.length }),
         );
         const correct = new Uint8Array(ds.n);

@@ -1,0 +1,68 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.js';
+import { trainModel } from '../src/train/loop.js';
+import { loadCheckpoint } from '../src/models/checkpoint.js';
+import { loadProjectionEmbedder } from '../src/models/projection.js';
+import { runEvaluation } from '../src/probe/eval-run.js';
+import { DEFAULT_ATTACK_SETTINGS } from '../src/attacks/suite.js';
+
+let root: string;
+const common = {
+  dataset: 'cifar10' as const,
+  dataDir: path.resolve('fixtures/cifar10'),
+  limit: 32,
+  evalLimit: 8,
+  arch: 'convnet',
+  width: 4,
+  epochs: 1,
+  batchSize: 16,
+  evalAttack: { norm: 'linf' as const, eps: 0.03, stepSize: 0.015, steps: 1, randomStart: false, restarts: 1, seed: 0 },
+};
+
+before(async () => {
+  await initBackend('wasm');
+  root = await mkdtemp(path.join(tmpdir(), 'robustsim-tm1-'));
+  await trainModel({ ...common, out: path.join(root, 'cl'), scheme: 'cl', regime: 'st', projDim: 8 });
+  await trainModel({ ...common, out: path.join(root, 'sl'), scheme: 'sl', regime: 'st' });
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+test('a contrastive checkpoint yields its projection head as a unit-norm embedder; a supervised one none', async () => {
+  const { model } = await loadCheckpoint(path.join(root, 'cl'));
+  const embedder = await loadProjectionEmbedder(path.join(root, 'cl'), model);
+  assert.ok(embedder);
+  const z = embedder.embed(tf.randomUniform([3, 32, 32, 3], 0, 1, 'float32', 2) as tf.Tensor4D);
+  assert.deepEqual(z.shape, [3, 8]);
+  const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(z), 1)).arraySync() as number[]);
+  for (const n of norms) assert.ok(Math.abs(n - 1) < 1e-4);
+  z.dispose();
+  embedder.dispose();
+  model.dispose();
+  const sl = await loadCheckpoint(path.join(root, 'sl'));
+  assert.equal(await loadProjectionEmbedder(path.join(root, 'sl'), sl.model), undefined);
+  sl.model.dispose();
+});
+
+test('eval runs the contrastive attack through the projection head ("threat model I") without leaking', async () => {
+  const before = tf.memory().numTensors;
+  const res = await runEvaluation({
+    models: [path.join(root, 'cl')],
+    attacks: ['clean', 'contrastive3'],
+    eps: [0.1],
+    settings: { ...DEFAULT_ATTACK_SETTINGS },
+    n: 16,
+    batchSize: 16,
+    outDir: path.join(root, 'eval'),
+  });
+  assert.equal(tf.memory().numTensors, before);
+  const clean = res.rows.find((r) => r.attack === 'clean')!;
+  const adv = res.rows.find((r) => r.attack.startsWith('contrastive'))!;
+  assert.ok(adv.accuracy <= clean.accuracy);
+});
