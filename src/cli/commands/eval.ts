@@ -17,7 +17,7 @@ export const evalCommand: CommandModule = {
       .option('restarts', { type: 'number', default: 1, describe: 'Random restarts of PGD, APGD and the contrastive attack; each restart re-attacks only the samples that survived' })
       .option('step-size', { type: 'string', describe: 'PGD step size (default 2.5 * eps / steps); APGD needs none' })
       .option('embedding-layer', { type: 'string', describe: "Contrastive attack: layer to embed with (default: 'projection' if the model has one, else 'pool')" })
-      .option('temperature', { type: 'number', default: 0.5, describe: 'Contrastive attack: NT-Xent temperature' })
+      .option('temperature', { type: 'number', describe: "Contrastive attack: NT-Xent temperature (default: the model's training temperature if it has a projection head, else 0.5)" })
       .option('seed', { type: 'number', default: 0, describe: 'Seed of the sample shuffle and of the attacks\' random starts' })
       .option('dataset', { choices: datasetNames, describe: 'Evaluation data (default: the model\'s dataset)' })
       .option('data-dir', { type: 'string', describe: 'Directory with CIFAR binary files (or MNIST IDX files)' })
