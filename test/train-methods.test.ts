@@ -199,7 +199,7 @@ test('resnet50 builds with bottleneck blocks and the usual tap names (build only
   assert.equal(tf.memory().numTensors, before);
 });
 
-for (const method of ['acl', 'rcl-bound'] as const) {
+for (const method of ['acl', 'clae', 'rcl-bound'] as const) {
   test(`${method}: an interrupted run resumed from its checkpoint (with its extra weight groups) matches an uninterrupted one`, async () => {
     const base = {
       dataset: 'cifar10' as const,
@@ -223,7 +223,7 @@ for (const method of ['acl', 'rcl-bound'] as const) {
     await trainModel({ ...base, out: straight });
     await trainModel({ ...base, out: interrupted, maxSteps: 1 });
     await trainModel({ ...base, out: interrupted, resume: true });
-    const group = method === 'acl' ? 'adv-bn' : 'discriminator';
+    const group = method === 'rcl-bound' ? 'discriminator' : 'adv-bn';
     const load = async (dir: string) => {
       const ck = await loadCheckpoint<CheckpointMeta>(dir, { extraWeights: ['projection', group] });
       const values = [

@@ -19,7 +19,7 @@ export interface Learner {
   features: tf.LayersModel;
   /** Projection head (cl/scl only). */
   head: tf.LayersModel | null;
-  /** acl: image -> pooled features through a second set of BatchNorm layers (all else shared). */
+  /** acl, clae: image -> pooled features through a second set of BatchNorm layers (all else shared). */
   advFeatures: tf.LayersModel | null;
   advBatchNorms: tf.layers.Layer[];
   /** rcl-bound: benign-vs-adversarial discriminator on pooled features. */
@@ -34,11 +34,16 @@ function layerWeights(layers: tf.layers.Layer[]): tf.LayerVariable[] {
   return layers.flatMap((l) => l.weights);
 }
 
+/** Methods that send the adversarial batch through a BatchNorm stream of its own (ACL's dual BN, CLAE's auxiliary BN). */
+export function usesAdversarialBatchNorm(method: string): boolean {
+  return method === 'acl' || method === 'clae';
+}
+
 /** The extra weight groups a run of this configuration saves. */
 export function extraGroupsFor(cfg: TrainConfig): string[] {
   return [
     ...(cfg.scheme === 'sl' ? [] : [PROJECTION_GROUP]),
-    ...(cfg.method === 'acl' ? [ADV_BN_GROUP] : []),
+    ...(usesAdversarialBatchNorm(cfg.method) ? [ADV_BN_GROUP] : []),
     ...(cfg.method === 'rcl-bound' ? [DISCRIMINATOR_GROUP] : []),
   ];
 }
@@ -64,7 +69,7 @@ export function makeLearner(model: tf.LayersModel, cfg: TrainConfig, projection:
   }
   let advFeatures: tf.LayersModel | null = null;
   let advBatchNorms: tf.layers.Layer[] = [];
-  if (cfg.method === 'acl') {
+  if (usesAdversarialBatchNorm(cfg.method)) {
     ({ twin: advFeatures, batchNorms: advBatchNorms } = twinWithOwnBatchNorm(model, 'pool'));
     restore(layerWeights(advBatchNorms), saved[ADV_BN_GROUP], ADV_BN_GROUP);
   }

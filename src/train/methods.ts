@@ -235,14 +235,14 @@ function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, se
     }
     case 'clae': {
       // CLAE (Ho & Vasconcelos 2020): one FGSM step on view 1 maximising the batch NT-Xent against
-      // view 2; loss = NT-Xent(z1, z2) + alpha NT-Xent(z1, z_adv). The adversarial batch is a separate
-      // forward pass, so BatchNorm normalises it with its own batch statistics.
+      // view 2; loss = NT-Xent(z1, z2) + alpha NT-Xent(z1, z_adv). The adversarial batch goes through
+      // the auxiliary BatchNorm stream (its own parameters and running statistics; convs shared).
       const { adv } = attackOf('clae', v1, v2);
       return {
         tensors: owned,
         loss: () => {
           const clean = forward([v1, v2]);
-          const zAdv = forward([adv]).z[0];
+          const zAdv = embedAdv(learner, adv, true);
           const { ce, logits } = probe(clean.first);
           return { loss: tf.addN([C(clean.z), tf.mul(cfg.claeAlpha, C([clean.z[0], zAdv])), ce]) as tf.Scalar, logits };
         },
