@@ -30,6 +30,7 @@ const result = await runDemo({
     const key = /^sl-(st|at)\b/.test(detail ?? '') && !/ x /.test(detail ?? '') ? detail!.split(/[: ]/)[0] : 'joint';
     // A joint stage (cross-model CKA, report) starts once both models are done.
     for (const k of key === 'joint' ? [...open.keys()] : [key]) close(k, now);
+    if (stage === 'done') return;
     open.set(key, { name: `${stage}${detail ? ` ${detail.split(':')[0]}` : ''}`, t0: now });
   },
 });

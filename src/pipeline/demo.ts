@@ -164,12 +164,14 @@ export async function runModelStages(opts: DemoSettings, regime: Regime, events:
     stage('cka', label);
     await computeSimilarity({ acts, estimator: opts.estimator, out: dir, backend: opts.backend });
   }
+  const pooledCleanVsAdv = await cleanVsAdvAt(similarity, 'pool');
+  stage('done', label);
   return {
     label,
     checkpoint,
     cleanAccuracy: meta.metrics?.cleanAccuracy ?? NaN,
     robustAccuracy: meta.metrics?.robustAccuracy ?? NaN,
-    pooledCleanVsAdv: await cleanVsAdvAt(similarity, 'pool'),
+    pooledCleanVsAdv,
     similarity,
     acts,
   };
