@@ -48,7 +48,7 @@ export interface DemoEvents {
 
 export type DemoOptions = DemoSettings & DemoEvents;
 
-/** The README's demo settings: sized to finish in about 10 minutes on 2 CPU cores. */
+/** The README's demo settings: sized to finish in about 6 minutes on 2 CPU cores. */
 export const DEMO_DEFAULTS = {
   out: 'out/demo',
   arch: 'resnet-small',
