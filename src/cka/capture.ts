@@ -14,10 +14,8 @@ import type { CheckpointMeta } from '../train/meta.js';
 
 export type InputKind = 'clean' | 'adv';
 
-export interface CaptureOptions {
-  checkpoint: string;
-  /** Output Arrow file. */
-  out: string;
+/** Which samples are run through a model, and how its adversarial inputs are made. */
+export interface CaptureSource {
   /** Defaults to the dataset the model was trained on. */
   dataset?: DatasetName;
   dataDir?: string;
@@ -26,11 +24,17 @@ export interface CaptureOptions {
   n: number;
   seed: number;
   batchSize: number;
-  /** Tap points to capture; all of the model's by default. */
+  /** Tap points; all of the model's by default. */
   layers?: string[];
   inputs: InputKind[];
-  /** PGD on the cross-entropy of the true label, model in inference mode; defaults to the model's eval attack. */
+  /** PGD on the cross-entropy of the true label, model in inference mode; overrides the model's eval attack. */
   attack?: Partial<PgdOptions>;
+}
+
+export interface CaptureOptions extends CaptureSource {
+  checkpoint: string;
+  /** Output Arrow file. */
+  out: string;
   onProgress?: (done: number, total: number) => void;
 }
 

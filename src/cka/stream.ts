@@ -10,7 +10,7 @@ import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
 import { subSeed } from '../util/rng.js';
 import type { CheckpointMeta } from '../train/meta.js';
-import type { InputKind } from './capture.js';
+import type { CaptureSource, InputKind } from './capture.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
 import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
 import { accumulateInWorkers } from './stream-workers.js';
@@ -25,24 +25,11 @@ import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimila
  * followed by the reference minibatch CKA sees exactly the same numbers.
  * With two models every adversarial input is an attack on the model it is fed to.
  */
-export interface StreamCkaOptions {
+export interface StreamCkaOptions extends CaptureSource {
   /** One or two checkpoint directories (model A, model B). */
   models: string[];
   /** Output directory: similarity.arrow (and a/, b/ with two models), accumulators.{json,npy}. */
   out: string;
-  /** Defaults to the dataset model A was trained on. */
-  dataset?: DatasetName;
-  dataDir?: string;
-  split?: 'train' | 'test';
-  /** Samples (the first n after the seeded shuffle). */
-  n: number;
-  seed: number;
-  batchSize: number;
-  /** Tap points (every model must have them); default: all of each model's. */
-  layers?: string[];
-  inputs: InputKind[];
-  /** Overrides of each model's evaluation attack. */
-  attack?: Partial<PgdOptions>;
   /** Poisson bootstrap replicates (0 = no confidence intervals). */
   bootstrap?: number;
   /** Permutation-null replicates (0 = no null). */

@@ -1,3 +1,4 @@
+import type { EvalTableRow } from '../formats/eval.js';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { gatherBatch, type Dataset } from '../data/index.js';
@@ -5,20 +6,8 @@ import { batchTensors } from '../models/inputs.js';
 import { runAttack, type AttackSettings, type AttackSpec } from '../attacks/suite.js';
 import { subSeed } from '../util/rng.js';
 
-/** One (model, attack, eps) evaluation. */
-export interface EvalRow {
-  model: string;
-  /** Attack name as requested ('clean', 'pgd20', 'apgd-ce', ...) or 'worst-case' (every attack at this eps). */
-  attack: string;
-  eps: number;
-  norm: string;
-  steps: number;
-  restarts: number;
-  n: number;
-  accuracy: number;
-  /** correct[i] = 1 when sample i (dataset order) is classified correctly under this attack. */
-  correct: Uint8Array;
-}
+/** One (model, attack, eps) evaluation: attack is as requested ('clean', 'pgd20', ...) or 'worst-case'. */
+export type EvalRow = EvalTableRow;
 
 export interface EvalModel {
   name: string;
