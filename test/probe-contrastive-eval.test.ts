@@ -66,3 +66,23 @@ test('eval runs the contrastive attack through the projection head ("threat mode
   const adv = res.rows.find((r) => r.attack.startsWith('contrastive'))!;
   assert.ok(adv.accuracy <= clean.accuracy);
 });
+
+test('capture can attack through the projection head; a supervised model is refused', async () => {
+  const { captureActivations } = await import('../src/cka/capture.js');
+  const { readActivations } = await import('../src/formats/activations.js');
+  const { InputError } = await import('../src/errors.js');
+  const out = path.join(root, 'tm1.arrow');
+  const base = { n: 16, seed: 0, batchSize: 8, inputs: ['clean', 'adv'] as Array<'clean' | 'adv'>, layers: ['pool'], attack: { eps: 0.1, stepSize: 0.05, steps: 2 } };
+  const before = tf.memory().numTensors;
+  await captureActivations({ ...base, checkpoint: path.join(root, 'cl'), out, attackLoss: 'contrastive' });
+  assert.equal(tf.memory().numTensors, before);
+  const acts = await readActivations(out);
+  assert.equal((acts.metadata as { attack: { loss: string } }).attack.loss, 'contrastive');
+  const clean = acts.sets.find((s) => s.name === 'pool@clean')!;
+  const adv = acts.sets.find((s) => s.name === 'pool@adv')!;
+  assert.ok(clean.data.some((v, i) => Math.abs(v - adv.data[i]) > 1e-6));
+  await assert.rejects(
+    captureActivations({ ...base, checkpoint: path.join(root, 'sl'), out: path.join(root, 'no.arrow'), attackLoss: 'contrastive' }),
+    (e: unknown) => e instanceof InputError && /projection head/.test(e.message),
+  );
+});

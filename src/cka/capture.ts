@@ -5,7 +5,10 @@ import { loadModelForAnalysis } from '../models/classifier.js';
 import { tapModel } from '../models/architectures.js';
 import { batchTensors } from '../models/inputs.js';
 import { crossEntropyLoss } from '../attacks/losses.js';
-import { pgdAttack, validatePgd, type PgdOptions } from '../attacks/pgd.js';
+import { pgdAttack, validatePgd, type PerSampleLoss, type PgdOptions } from '../attacks/pgd.js';
+import { contrastiveLoss } from '../attacks/contrastive.js';
+import { loadProjectionEmbedder, type ProjectionEmbedder } from '../models/projection.js';
+import * as path from 'node:path';
 import { writeActivations } from '../formats/activations.js';
 import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
@@ -27,12 +30,17 @@ export interface CaptureSource {
   /** Tap points; all of the model's by default. */
   layers?: string[];
   inputs: InputKind[];
-  /** PGD on the cross-entropy of the true label, model in inference mode; overrides the model's eval attack. */
+  /** PGD settings (model in inference mode); override the model's eval attack. */
   attack?: Partial<PgdOptions>;
 }
 
 export interface CaptureOptions extends CaptureSource {
   checkpoint: string;
+  /**
+   * What the attack maximises: the cross-entropy of the true label (default), or the contrastive loss
+   * through the model's projection head against the clean input ("threat model I"; cl/scl models).
+   */
+  attackLoss?: 'cross-entropy' | 'contrastive';
   /** Output Arrow file. */
   out: string;
   onProgress?: (done: number, total: number) => void;
@@ -56,6 +64,7 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
   if (opts.inputs.length === 0) throw new InputError(`--inputs: expected clean, adv or clean,adv`);
   for (const k of opts.inputs) if (k !== 'clean' && k !== 'adv') throw new InputError(`--inputs: unknown input '${k}' (expected clean or adv)`);
   const { model, meta, probe } = await loadModelForAnalysis(opts.checkpoint);
+  let embedder: ProjectionEmbedder | undefined;
   try {
     const layers = opts.layers?.length ? opts.layers : meta.taps;
     const unknown = layers.filter((l) => !meta.taps.includes(l));
@@ -65,6 +74,17 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
     // Keep network order whatever order the user listed them in.
     const ordered = meta.taps.filter((t) => layers.includes(t));
     const attack: PgdOptions = { ...meta.config.evalAttack, ...opts.attack } as PgdOptions;
+    const attackLoss = opts.attackLoss ?? 'cross-entropy';
+    if (attackLoss === 'contrastive' && opts.inputs.includes('adv')) {
+      // A probe's projection head is its encoder's.
+      embedder = await loadProjectionEmbedder(probe ? path.resolve(opts.checkpoint, probe.encoder) : opts.checkpoint, model);
+      if (!embedder) throw new InputError(`--attack-loss: ${opts.checkpoint} has no projection head (only cl/scl checkpoints do); use cross-entropy`);
+    }
+    const lossFor = (x: tf.Tensor4D, y: tf.Tensor1D): { loss: PerSampleLoss; dispose(): void } => {
+      if (!embedder) return { loss: crossEntropyLoss(model, y), dispose: () => {} };
+      const positives = embedder.embed(x);
+      return { loss: contrastiveLoss(embedder.embed, positives, embedder.temperature), dispose: () => positives.dispose() };
+    };
     validatePgd(attack);
     const datasetName = opts.dataset ?? meta.config.dataset;
     const ds = await loadDataset({ name: datasetName, split: opts.split ?? 'test', dataDir: opts.dataDir ?? (datasetName === meta.config.dataset ? meta.config.dataDir : undefined), seed: opts.seed, limit: opts.n });
@@ -86,7 +106,12 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
       const batch = gatherBatch(ds, idx);
       const { x, y } = batchTensors(batch.x, batch.y, shape);
       for (const kind of opts.inputs) {
-        const input = kind === 'adv' ? pgdAttack(crossEntropyLoss(model, y), x, { ...attack, seed: subSeed(opts.seed, 'capture', start) }) : x;
+        let input = x;
+        if (kind === 'adv') {
+          const objective = lossFor(x, y);
+          input = pgdAttack(objective.loss, x, { ...attack, seed: subSeed(opts.seed, 'capture', start) });
+          objective.dispose();
+        }
         const outs = tf.tidy(() => {
           const o = taps.predict(input) as tf.Tensor | tf.Tensor[];
           return Array.isArray(o) ? o : [o];
@@ -135,7 +160,9 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
           // A linear probe is its (frozen) encoder with the probe's head: the attack goes through that head.
           probe: probe ? { encoder: probe.encoder, featureLayer: probe.featureLayer, numClasses: probe.numClasses } : null,
         },
-        attack: opts.inputs.includes('adv') ? { name: 'pgd', loss: 'cross-entropy', mode: 'inference', ...attack } : null,
+        attack: opts.inputs.includes('adv')
+          ? { name: 'pgd', loss: attackLoss, ...(embedder ? { temperature: embedder.temperature } : {}), mode: 'inference', ...attack }
+          : null,
         dataset: { name: datasetName, split: opts.split ?? 'test', n: ds.n, seed: opts.seed },
         accuracy: { clean: result.cleanAccuracy, adv: result.advAccuracy ?? null },
         provenance: provenance(activeBackend()),
@@ -143,6 +170,7 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
     });
     return result;
   } finally {
+    embedder?.dispose();
     model.dispose();
   }
 }
