@@ -86,3 +86,14 @@ test('capture can attack through the projection head; a supervised model is refu
     (e: unknown) => e instanceof InputError && /projection head/.test(e.message),
   );
 });
+
+test('full fine-tuning keeps the projection head, so the fine-tuned model still has threat model I', async () => {
+  const { fineTune } = await import('../src/probe/finetune.js');
+  const res = await fineTune({ checkpoint: path.join(root, 'cl'), mode: 'full-adv', out: path.join(root, 'cl-fat'), epochs: 1, limit: 16, evalLimit: 8, batchSize: 16 });
+  assert.equal(res.kind, 'checkpoint');
+  const { model } = await loadCheckpoint(path.join(root, 'cl-fat'));
+  const embedder = await loadProjectionEmbedder(path.join(root, 'cl-fat'), model);
+  assert.ok(embedder, 'fine-tuned checkpoint lost its projection head');
+  embedder.dispose();
+  model.dispose();
+});

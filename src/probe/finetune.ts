@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { loadDataset, batchIndices, gatherBatch, type DatasetName, type Dataset } from '../data/index.js';
 import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint } from '../models/checkpoint.js';
+import { PROJECTION_GROUP } from '../models/projection.js';
 import { batchTensors } from '../models/inputs.js';
 import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
 import { DEFAULT_PGD, pgdAttack, validatePgd, type PgdOptions } from '../attacks/pgd.js';
@@ -173,7 +174,16 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       provenance: provenance(activeBackend()),
       finetune: { encoder: path.relative(out, opts.checkpoint), config: cfg, metrics },
     };
-    await saveCheckpoint(out, { model, meta });
+    // Keep the encoder's projection head (unchanged by fine-tuning) so the contrastive attack still
+    // has "threat model I" on the fine-tuned model; meta.projection (copied from the encoder) says so.
+    let extraWeights: Awaited<ReturnType<typeof loadCheckpoint>>['extraWeights'];
+    if (enc.projection) {
+      const source = await loadCheckpoint<CheckpointMeta>(opts.checkpoint, { extraWeights: [PROJECTION_GROUP] });
+      source.model.dispose();
+      extraWeights = source.extraWeights;
+    }
+    await saveCheckpoint(out, { model, meta, extraWeights });
+    if (extraWeights) tf.dispose(Object.values(extraWeights).flatMap((g) => g.map((w) => w.tensor)));
   } else {
     const featureDim = (model.getLayer(cfg.featureLayer).output as tf.SymbolicTensor).shape[1] as number;
     const saved = tf.sequential({ layers: [tf.layers.dense({ name: 'logits', units: train.numClasses, inputShape: [featureDim] })] });
