@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { loadDataset, gatherBatch, type DatasetName } from '../data/index.js';
-import { loadModelForAnalysis } from '../models/classifier.js';
+import { loadModelForAnalysis, type ProbeReference } from '../models/classifier.js';
 import { tapModel } from '../models/architectures.js';
 import { batchTensors } from '../models/inputs.js';
 import { crossEntropyLoss } from '../attacks/losses.js';
@@ -44,6 +44,24 @@ export interface CaptureOptions extends CaptureSource {
   /** Output Arrow file. */
   out: string;
   onProgress?: (done: number, total: number) => void;
+}
+
+/** The model part of an activation or similarity file's metadata: what was analysed. */
+export function describeModel(checkpoint: string, meta: CheckpointMeta, probe?: ProbeReference): Record<string, unknown> {
+  return {
+    name: meta.name,
+    checkpoint,
+    arch: meta.config.arch,
+    archConfig: meta.archConfig,
+    scheme: meta.config.scheme,
+    regime: meta.config.regime,
+    dataset: meta.config.dataset,
+    epochs: meta.progress.epochsDone,
+    trainAttack: meta.config.regime === 'at' ? meta.config.attack : null,
+    metrics: meta.metrics ?? null,
+    // A linear probe is its (frozen) encoder with the probe's head: the attack goes through that head.
+    probe: probe ? { encoder: probe.encoder, featureLayer: probe.featureLayer, numClasses: probe.numClasses } : null,
+  };
 }
 
 export interface CaptureResult {
@@ -146,20 +164,7 @@ export async function captureActivations(opts: CaptureOptions): Promise<CaptureR
       labels: ds.labels,
       sets,
       metadata: {
-        model: {
-          name: meta.name,
-          checkpoint: opts.checkpoint,
-          arch: meta.config.arch,
-          archConfig: meta.archConfig,
-          scheme: meta.config.scheme,
-          regime: meta.config.regime,
-          dataset: meta.config.dataset,
-          epochs: meta.progress.epochsDone,
-          trainAttack: meta.config.regime === 'at' ? meta.config.attack : null,
-          metrics: meta.metrics ?? null,
-          // A linear probe is its (frozen) encoder with the probe's head: the attack goes through that head.
-          probe: probe ? { encoder: probe.encoder, featureLayer: probe.featureLayer, numClasses: probe.numClasses } : null,
-        },
+        model: describeModel(opts.checkpoint, meta, probe),
         attack: opts.inputs.includes('adv')
           ? { name: 'pgd', loss: attackLoss, ...(embedder ? { temperature: embedder.temperature } : {}), mode: 'inference', ...attack }
           : null,

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { InputError } from '../errors.js';
+import { awaitWorker } from '../util/worker.js';
 import { activeBackend, type BackendChoice } from '../backend/index.js';
 import type { ActivationSet } from './activation-set.js';
 import { finishCka, type CkaEngineOptions, type CkaMatrix, type PreparedCka } from './engine.js';
@@ -31,31 +32,20 @@ export async function linearCkaMatrixInWorkers(rowSets: ActivationSet[], colSets
   const totals = new Array<number>(count).fill(0);
   const results = await Promise.all(
     Array.from({ length: count }, (_, index) =>
-      new Promise<{ prepared: PreparedCka; sums: Float64Array }>((resolve, reject) => {
-        const worker = new Worker(new URL('./engine-worker.js', import.meta.url), {
+      awaitWorker<EngineWorkerMessage, { prepared: PreparedCka; sums: Float64Array }>(
+        new Worker(new URL('./engine-worker.js', import.meta.url), {
           workerData: { sets: shared, rowIdx, colIdx, opts: { ...plain, part: { index, count } }, backend },
-        });
-        let settled = false;
-        worker.on('message', (msg: EngineWorkerMessage) => {
+        }),
+        `worker ${index}`,
+        (msg) => {
           if (msg.type === 'progress') {
             totals[index] = msg.total;
             onProgress?.(++done, totals.reduce((s, t) => s + t, 0));
-          } else if (msg.type === 'done') {
-            settled = true;
-            resolve(msg);
-          } else {
-            settled = true;
-            reject(msg.input ? new InputError(msg.message) : new Error(`worker ${index}: ${msg.stack ?? msg.message}`));
+            return undefined;
           }
-        });
-        worker.on('error', (err) => {
-          settled = true;
-          reject(err);
-        });
-        worker.on('exit', (code) => {
-          if (!settled) reject(new Error(`worker ${index} exited with code ${code} before finishing`));
-        });
-      }),
+          return msg.type === 'done' ? { result: msg } : { failure: msg };
+        },
+      ),
     ),
   );
   const sums = new Float64Array(results[0].sums.length);

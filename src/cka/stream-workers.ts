@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { InputError } from '../errors.js';
+import { awaitWorker } from '../util/worker.js';
 import { activeBackend } from '../backend/index.js';
 import type { BackendChoice } from '../backend/index.js';
 import { mergeStates } from './minibatch-state.js';
@@ -23,29 +23,18 @@ export async function accumulateInWorkers(opts: StreamCkaOptions, count: number)
   let done = 0;
   const results = await Promise.all(
     Array.from({ length: count }, (_, index) =>
-      new Promise<StreamAccumulation>((resolve, reject) => {
-        const worker = new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: { opts: plain, part: { index, count }, backend } });
-        let settled = false;
-        worker.on('message', (msg: WorkerMessage) => {
+      awaitWorker<WorkerMessage, StreamAccumulation>(
+        new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: { opts: plain, part: { index, count }, backend } }),
+        `worker ${index}`,
+        (msg) => {
           if (msg.type === 'progress') {
             totals[index] = msg.total;
             onProgress?.((done += msg.samples), totals.reduce((s, t) => s + t, 0));
-          } else if (msg.type === 'done') {
-            settled = true;
-            resolve(msg.result);
-          } else {
-            settled = true;
-            reject(msg.input ? new InputError(msg.message) : new Error(`worker ${index}: ${msg.stack ?? msg.message}`));
+            return undefined;
           }
-        });
-        worker.on('error', (err) => {
-          settled = true;
-          reject(err);
-        });
-        worker.on('exit', (code) => {
-          if (!settled) reject(new Error(`worker ${index} exited with code ${code} before finishing`));
-        });
-      }),
+          return msg.type === 'done' ? { result: msg.result } : { failure: msg };
+        },
+      ),
     ),
   );
   const context = JSON.stringify(results[0].context);

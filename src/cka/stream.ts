@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { loadDataset, gatherBatch, type DatasetName, type Dataset } from '../data/index.js';
-import { loadModelForAnalysis } from '../models/classifier.js';
+import { loadModelForAnalysis, type ProbeReference } from '../models/classifier.js';
 import { tapModel } from '../models/architectures.js';
 import { batchTensors } from '../models/inputs.js';
 import { crossEntropyLoss } from '../attacks/losses.js';
@@ -10,7 +10,7 @@ import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
 import { subSeed } from '../util/rng.js';
 import type { CheckpointMeta } from '../train/meta.js';
-import type { CaptureSource, InputKind } from './capture.js';
+import { describeModel, type CaptureSource, type InputKind } from './capture.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
 import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
 import { accumulateInWorkers } from './stream-workers.js';
@@ -58,6 +58,7 @@ interface LoadedModel {
   model: tf.LayersModel;
   taps: tf.LayersModel;
   meta: CheckpointMeta;
+  probe?: ProbeReference;
   layers: string[];
   attack: PgdOptions;
 }
@@ -115,7 +116,7 @@ export async function accumulateStream(opts: StreamCkaOptions, part?: Shard, onB
       throw new InputError(`--dataset: ${datasetName} images are ${ds.height}x${ds.width}x${ds.channels} but ${models[0].checkpoint} expects ${a.inputShape.join('x')}`);
     }
     const spans = planBatches(ds.n, opts.batchSize, opts.shard).filter((_, k) => !part || k % part.count === part.index);
-    const groups: SetGroup[] = models.map((m) => ({ key: m.key, source: m.checkpoint, metadata: describeModel(m) }));
+    const groups: SetGroup[] = models.map((m) => ({ key: m.key, source: m.checkpoint, metadata: describeLoaded(m) }));
     const sets = models.flatMap((m) => opts.inputs.flatMap((kind) => m.layers.map((l) => qualifiedName(groups, m.key, `${l}@${kind}`))));
     const state = emptyState(sets, configOf(opts));
     const total = spans.reduce((s, x) => s + x.size, 0);
@@ -139,7 +140,7 @@ export async function accumulateStream(opts: StreamCkaOptions, part?: Shard, onB
 }
 
 async function loadModel(checkpoint: string, key: string, opts: StreamCkaOptions): Promise<LoadedModel> {
-  const { model, meta } = await loadModelForAnalysis(checkpoint);
+  const { model, meta, probe } = await loadModelForAnalysis(checkpoint);
   const layers = opts.layers?.length ? opts.layers : meta.taps;
   const unknown = layers.filter((l) => !meta.taps.includes(l));
   if (unknown.length) {
@@ -154,23 +155,11 @@ async function loadModel(checkpoint: string, key: string, opts: StreamCkaOptions
     model.dispose();
     throw err;
   }
-  return { key, checkpoint, model, taps: tapModel(model, ordered), meta, layers: ordered, attack };
+  return { key, checkpoint, model, taps: tapModel(model, ordered), meta, probe, layers: ordered, attack };
 }
 
-function describeModel(m: LoadedModel): Record<string, unknown> {
-  const meta = m.meta;
-  return {
-    name: meta.name,
-    checkpoint: m.checkpoint,
-    arch: meta.config.arch,
-    archConfig: meta.archConfig,
-    scheme: meta.config.scheme,
-    regime: meta.config.regime,
-    dataset: meta.config.dataset,
-    epochs: meta.progress.epochsDone,
-    trainAttack: meta.config.regime === 'at' ? meta.config.attack : null,
-    metrics: meta.metrics ?? null,
-  };
+function describeLoaded(m: LoadedModel): Record<string, unknown> {
+  return describeModel(m.checkpoint, m.meta, m.probe);
 }
 
 /** Every model's tap outputs on every input kind, batch by batch, in the state's set order. */

@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { InputError } from '../errors.js';
+import { awaitWorker } from '../util/worker.js';
 import { trainModel, type TrainEvent } from '../train/loop.js';
 import { readMeta, resolveCheckpointDir } from '../models/checkpoint.js';
 import type { CheckpointMeta } from '../train/meta.js';
@@ -189,41 +189,23 @@ function runModelInWorker(opts: DemoSettings, regime: Regime, events: DemoEvents
   const worker = new Worker(new URL('./demo-worker.js', import.meta.url), { workerData: { settings: opts, regime } });
   workers.push(worker);
   const trainListeners = new Map<string, (e: TrainEvent) => void>();
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    worker.on('message', (m: WorkerMessage) => {
-      switch (m.kind) {
-        case 'train': {
-          if (!trainListeners.has(m.label)) trainListeners.set(m.label, events.onTrainEvent?.(m.label) ?? (() => {}));
-          trainListeners.get(m.label)!(m.event);
-          break;
-        }
-        case 'stage':
-          events.onStage?.(m.stage, m.detail);
-          break;
-        case 'capture':
-          events.onCaptureProgress?.(m.label, m.done, m.total);
-          break;
-        case 'result':
-          settled = true;
-          resolve(m.result);
-          break;
-        case 'error': {
-          settled = true;
-          const err = m.input ? new InputError(m.message) : new Error(m.message);
-          if (m.stack && !m.input) err.stack = m.stack;
-          reject(err);
-          break;
-        }
-      }
-    });
-    worker.on('error', (err) => {
-      settled = true;
-      reject(err);
-    });
-    worker.on('exit', (code) => {
-      if (!settled) reject(new Error(`demo worker for sl-${regime} exited with code ${code} before finishing`));
-    });
+  return awaitWorker<WorkerMessage, DemoModelResult & { acts: string }>(worker, `demo worker for sl-${regime}`, (m) => {
+    switch (m.kind) {
+      case 'train':
+        if (!trainListeners.has(m.label)) trainListeners.set(m.label, events.onTrainEvent?.(m.label) ?? (() => {}));
+        trainListeners.get(m.label)!(m.event);
+        return undefined;
+      case 'stage':
+        events.onStage?.(m.stage, m.detail);
+        return undefined;
+      case 'capture':
+        events.onCaptureProgress?.(m.label, m.done, m.total);
+        return undefined;
+      case 'result':
+        return { result: m.result };
+      case 'error':
+        return { failure: m };
+    }
   });
 }
 
