@@ -1,3 +1,4 @@
+import { startWebgpu } from './webgpu-helper.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
@@ -97,27 +98,6 @@ function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return diff / scale;
 }
 
-/**
- * Start webgpu with the configured Dawn options, else with Mesa's software GL (llvmpipe), which is
- * how CI machines without a GPU prove the path. Returns why not when no adapter can be had.
- */
-async function startWebgpu(): Promise<string | undefined> {
-  try {
-    await initBackend('webgpu');
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof InputError)) throw err;
-    if (process.env[WEBGPU_OPTIONS_ENV] !== undefined) return err.message;
-  }
-  process.env[WEBGPU_OPTIONS_ENV] = 'backend=opengles';
-  try {
-    await initBackend('webgpu');
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof InputError)) throw err;
-    return `${err.message} (Mesa llvmpipe needs the Debian packages libegl1 libegl-mesa0 libgl1-mesa-dri libgles2)`;
-  }
-}
 
 test('webgpu through Dawn: matMul and conv2d gradients match cpu', async (t) => {
   const unavailable = await startWebgpu();

@@ -1,8 +1,8 @@
+import { startWebgpu } from './webgpu-helper.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { activeBackend, initBackend, WEBGPU_OPTIONS_ENV } from '../src/backend/index.js';
-import { InputError } from '../src/errors.js';
+import { activeBackend, initBackend } from '../src/backend/index.js';
 import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
 import { minibatchStateOfSets } from '../src/cka/minibatch.js';
@@ -20,23 +20,6 @@ import { streamMinibatchCka } from '../src/cka/stream.js';
  * llvmpipe (ROBUSTSIM_WEBGPU_OPTIONS=backend=opengles), which is how CI proves the path; on webgpu
  * every download is an awaited data(), never dataSync/arraySync.
  */
-async function startWebgpu(): Promise<string | undefined> {
-  try {
-    await initBackend('webgpu');
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof InputError)) throw err;
-    if (process.env[WEBGPU_OPTIONS_ENV] !== undefined) return err.message;
-  }
-  process.env[WEBGPU_OPTIONS_ENV] = 'backend=opengles';
-  try {
-    await initBackend('webgpu');
-    return undefined;
-  } catch (err) {
-    if (!(err instanceof InputError)) throw err;
-    return `${err.message} (Mesa llvmpipe needs the Debian packages libegl1 libegl-mesa0 libgl1-mesa-dri libgles2)`;
-  }
-}
 
 function randomSet(name: string, dim: number, seed: number, n: number, offset = 0): ActivationSet {
   const rng = makeRng(seed);

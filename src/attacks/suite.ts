@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { apgdAttack, classifierObjective } from './apgd.js';
 import { crossEntropyLoss } from './losses.js';
 import { contrastiveLoss } from './contrastive.js';
-import { pgdAttack, type Norm } from './pgd.js';
+import { pgdAttack, type Norm, type PgdOptions } from './pgd.js';
 
 /**
  * Named evaluation attacks, as written on the command line:
@@ -70,6 +70,11 @@ export function embeddingLayerOf(model: tf.LayersModel, wanted?: string): string
   return name;
 }
 
+/** PGD with random start; step 2.5 eps / steps unless set (Madry et al.'s rule: reaches the boundary from anywhere). */
+function pgdSettings(spec: AttackSpec, eps: number, s: AttackSettings): PgdOptions {
+  return { norm: s.norm, eps, stepSize: s.stepSize ?? (2.5 * eps) / spec.steps, steps: spec.steps, randomStart: true, restarts: s.restarts, seed: s.seed };
+}
+
 /** Adversarial version of the batch x (labels y) against `model` (inference mode); caller owns it. */
 export function runAttack(spec: AttackSpec, model: tf.LayersModel, x: tf.Tensor4D, y: tf.Tensor1D, eps: number, s: AttackSettings): tf.Tensor4D {
   switch (spec.kind) {
@@ -78,15 +83,7 @@ export function runAttack(spec: AttackSpec, model: tf.LayersModel, x: tf.Tensor4
     case 'fgsm':
       return pgdAttack(crossEntropyLoss(model, y), x, { norm: s.norm, eps, stepSize: eps, steps: 1, randomStart: false, restarts: 1, seed: s.seed });
     case 'pgd':
-      return pgdAttack(crossEntropyLoss(model, y), x, {
-        norm: s.norm,
-        eps,
-        stepSize: s.stepSize ?? (2.5 * eps) / spec.steps,
-        steps: spec.steps,
-        randomStart: true,
-        restarts: s.restarts,
-        seed: s.seed,
-      });
+      return pgdAttack(crossEntropyLoss(model, y), x, pgdSettings(spec, eps, s));
     case 'contrastive': {
       let embed: (xi: tf.Tensor4D) => tf.Tensor2D;
       if (s.embedder) {
@@ -97,15 +94,7 @@ export function runAttack(spec: AttackSpec, model: tf.LayersModel, x: tf.Tensor4
         embed = (xi) => tf.reshape(embedModel.apply(xi, { training: false }) as tf.Tensor, [xi.shape[0], -1]) as tf.Tensor2D;
       }
       const positives = tf.tidy(() => embed(x));
-      const adv = pgdAttack(contrastiveLoss(embed, positives, s.temperature ?? s.embedder?.temperature ?? 0.5), x, {
-        norm: s.norm,
-        eps,
-        stepSize: s.stepSize ?? (2.5 * eps) / spec.steps,
-        steps: spec.steps,
-        randomStart: true,
-        restarts: s.restarts,
-        seed: s.seed,
-      });
+      const adv = pgdAttack(contrastiveLoss(embed, positives, s.temperature ?? s.embedder?.temperature ?? 0.5), x, pgdSettings(spec, eps, s));
       positives.dispose();
       return adv;
     }

@@ -16,3 +16,18 @@ export function parseList(value: unknown): string[] {
   const items = Array.isArray(value) ? value : [value];
   return items.flatMap((v) => String(v).split(',')).map((s) => s.trim()).filter(Boolean);
 }
+
+/**
+ * The attack settings a command's flags override (`--eps`, `--step-size`, `--steps`, `--random-start`,
+ * `--norm`, optionally with a prefix such as `eval-`); unset flags are left out so the model's own
+ * attack settings apply.
+ */
+export function readAttackOverride(a: Record<string, unknown>, prefix = ''): Record<string, unknown> {
+  const o: Record<string, unknown> = {};
+  if (a.norm !== undefined) o.norm = a.norm;
+  if (a[`${prefix}eps`] !== undefined) o.eps = parseFraction(`--${prefix}eps`, a[`${prefix}eps`]);
+  if (a[`${prefix}step-size`] !== undefined) o.stepSize = parseFraction(`--${prefix}step-size`, a[`${prefix}step-size`]);
+  if (a[`${prefix}steps`] !== undefined) o.steps = a[`${prefix}steps`];
+  if (a[`${prefix}random-start`] !== undefined) o.randomStart = a[`${prefix}random-start`];
+  return o;
+}

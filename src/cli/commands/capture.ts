@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { captureActivations, type InputKind } from '../../cka/capture.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { makeTicker } from '../progress.js';
-import { parseFraction, parseList } from '../parse.js';
+import { parseList, readAttackOverride } from '../parse.js';
 
 export const captureCommand: CommandModule = {
   command: 'capture <checkpoint>',
@@ -27,12 +27,7 @@ export const captureCommand: CommandModule = {
       .option('random-start', { type: 'boolean', describe: 'Random start in the eps-ball (default: the model\'s evaluation attack)' }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
-    const attack: Record<string, unknown> = {};
-    if (a.norm !== undefined) attack.norm = a.norm;
-    if (a.eps !== undefined) attack.eps = parseFraction('--eps', a.eps);
-    if (a['step-size'] !== undefined) attack.stepSize = parseFraction('--step-size', a['step-size']);
-    if (a.steps !== undefined) attack.steps = a.steps;
-    if (a['random-start'] !== undefined) attack.randomStart = a['random-start'];
+    const attack = readAttackOverride(a);
     const tick = makeTicker();
     const res = await captureActivations({
       checkpoint: String(a.checkpoint),

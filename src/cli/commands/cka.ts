@@ -10,7 +10,7 @@ import { procrustesSimilarityOfFiles } from '../../cka/procrustes-compute.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { check, InputError } from '../../errors.js';
 import { makeTicker } from '../progress.js';
-import { parseFraction, parseList } from '../parse.js';
+import { parseList, readAttackOverride } from '../parse.js';
 
 /** Replicates used by --stats unless --bootstrap / --permutations say otherwise. */
 const STATS_BOOTSTRAP = 200;
@@ -133,12 +133,7 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
     return minibatchSimilarityOfFiles({ acts: String(a.acts), acts2: a.acts2 === undefined ? undefined : String(a.acts2), sets: sets.length ? sets : undefined, out: String(a.out), config, shard });
   }
   if (a.acts2 !== undefined || a.sets !== undefined) throw new InputError('--acts2/--sets: only with --acts; with --model use --layers and a second --model');
-  const attack: Record<string, unknown> = {};
-  if (a.norm !== undefined) attack.norm = a.norm;
-  if (a.eps !== undefined) attack.eps = parseFraction('--eps', a.eps);
-  if (a['step-size'] !== undefined) attack.stepSize = parseFraction('--step-size', a['step-size']);
-  if (a.steps !== undefined) attack.steps = a.steps;
-  if (a['random-start'] !== undefined) attack.randomStart = a['random-start'];
+  const attack = readAttackOverride(a);
   const tick = makeTicker('samples');
   const res = await streamMinibatchCka({
     models,

@@ -3,16 +3,7 @@ import { datasetNames, type DatasetName } from '../../data/index.js';
 import { fineTune, DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
 import { FINE_TUNE_MODES, type FineTuneMode } from '../../probe/meta.js';
 import { makeTicker } from '../progress.js';
-import { parseFraction } from '../parse.js';
-
-function attackOverride(a: Record<string, unknown>, prefix: '' | 'eval-'): Record<string, unknown> {
-  const o: Record<string, unknown> = {};
-  if (a[`${prefix}eps`] !== undefined) o.eps = parseFraction(`--${prefix}eps`, a[`${prefix}eps`]);
-  if (a[`${prefix}step-size`] !== undefined) o.stepSize = parseFraction(`--${prefix}step-size`, a[`${prefix}step-size`]);
-  if (a[`${prefix}steps`] !== undefined) o.steps = a[`${prefix}steps`];
-  if (a.norm !== undefined) o.norm = a.norm;
-  return o;
-}
+import { readAttackOverride } from '../parse.js';
 
 export const finetuneCommand: CommandModule = {
   command: 'finetune <checkpoint>',
@@ -58,8 +49,8 @@ export const finetuneCommand: CommandModule = {
       batchSize: a['batch-size'] as number,
       lr: a.lr as number,
       advWeight: a['adv-weight'] as number,
-      attack: attackOverride(a, ''),
-      evalAttack: attackOverride(a, 'eval-'),
+      attack: readAttackOverride(a),
+      evalAttack: readAttackOverride(a, 'eval-'),
       seed: a.seed as number,
       onEvent: (e) => {
         if (e.type === 'step') tick(`finetune epoch ${e.epoch + 1}`, e.step, e.stepsPerEpoch, { loss: e.loss.toFixed(3) });
