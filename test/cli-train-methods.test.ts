@@ -43,6 +43,27 @@ test('train --scheme cl --regime fat pre-trains an encoder then fine-tunes it ad
   assert.match(fat.stdout, /checkpoint: .*fat \(clean accuracy/);
 });
 
+test('train --scheme cl --method acl --regime fat fine-tunes with TRADES (beta 6) and records it; --finetune-objective overrides', async () => {
+  const out = path.join(root, 'acl-fat');
+  const r = run(['train', '--out', out, ...TINY, '--scheme', 'cl', '--method', 'acl', '--regime', 'fat', '--finetune-epochs', '1']);
+  assert.equal(r.code, 0, r.stderr);
+  const meta = JSON.parse(await readFile(path.join(out, 'meta.json'), 'utf8'));
+  assert.equal(meta.config.method, 'acl');
+  assert.equal(meta.finetune.config.mode, 'full-adv');
+  assert.equal(meta.finetune.config.objective, 'trades');
+  assert.equal(meta.finetune.config.tradesBeta, 6);
+  const pgd = path.join(root, 'acl-fat-ce');
+  const r2 = run(['train', '--out', pgd, ...TINY, '--scheme', 'cl', '--method', 'acl', '--regime', 'fat', '--finetune-epochs', '1', '--finetune-objective', 'ce-ce']);
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.equal(JSON.parse(await readFile(path.join(pgd, 'meta.json'), 'utf8')).finetune.config.objective, 'ce-ce');
+});
+
+test('train --regime st-fat refuses a method that would change nothing', () => {
+  const r = run(['train', '--out', path.join(root, 'st-rocl'), ...TINY, '--scheme', 'cl', '--method', 'rocl', '--regime', 'st-fat']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--method: 'rocl' has no effect in --regime st-fat/);
+});
+
 test('train refuses a method of another scheme with one line and exit code 2', () => {
   const wrong = run(['train', '--out', path.join(root, 'wrong'), ...TINY, '--scheme', 'sl', '--regime', 'at', '--method', 'acl']);
   assert.equal(wrong.code, 2);

@@ -131,7 +131,7 @@ test('acl attack perturbs both views jointly, raising the adversarial-stream NT-
 
 test('trades attack raises KL(f(x) || f(x_adv)) from zero, inside the eps ball and the [0, 1] box', () => {
   const learner = learnerFor({ scheme: 'sl', regime: 'at', method: 'trades' });
-  const a = tradesAttack(learner.model, x, learner.cfg, 5);
+  const a = tradesAttack(learner.model, x, learner.cfg.attack, 5);
   const [l0, l1] = [x, a.adv].map((input) => tf.tidy(() => tf.sum(a.objective(input)).dataSync()[0]));
   assert.ok(Math.abs(l0) < 1e-5 && l1 > 1e-6, `KL ${l0} -> ${l1}`);
   checkBall(a.adv, x, ATTACK.eps);

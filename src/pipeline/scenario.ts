@@ -1,15 +1,16 @@
 import { InputError } from '../errors.js';
 import { trainModel, type TrainRequest } from '../train/loop.js';
-import { FINE_TUNING_REGIMES, type Regime } from '../train/options.js';
+import { FINE_TUNING_REGIMES, type Method, type Regime } from '../train/options.js';
 import type { CheckpointMeta } from '../train/meta.js';
 import { fineTune, type FineTuneEvent, type FineTuneResult } from '../probe/finetune.js';
-import type { FineTuneMode } from '../probe/meta.js';
+import type { FineTuneMode, FineTuneObjective } from '../probe/meta.js';
 
 export type FineTuningRegime = (typeof FINE_TUNING_REGIMES)[number];
 
 /**
  * SPEC.md's training scenarios that end with a fine-tuning stage: which encoder is pre-trained, and
- * how the head (and, for FAT, the encoder) is then trained on CE(clean) + CE(adversarial).
+ * how the head (and, for FAT, the encoder) is then trained on CE(clean) + CE(adversarial) (or, for
+ * ACL's FAT, TRADES: defaultScenarioObjective).
  */
 export const SCENARIOS: Record<FineTuningRegime, { pretrain: 'st' | 'at'; mode: FineTuneMode }> = {
   pat: { pretrain: 'at', mode: 'robust-linear' },
@@ -17,6 +18,15 @@ export const SCENARIOS: Record<FineTuningRegime, { pretrain: 'st' | 'at'; mode: 
   'st-pat': { pretrain: 'st', mode: 'robust-linear' },
   'st-fat': { pretrain: 'st', mode: 'full-adv' },
 };
+
+/**
+ * The fine-tuning loss of a scenario when the user names none: ACL (Jiang et al. 2020) fine-tunes its
+ * encoder with TRADES (beta 6), so an `acl` FAT / ST-FAT run does too; every other method, and PAT,
+ * uses SPEC's CE(clean) + CE(adv).
+ */
+export function defaultScenarioObjective(method: Method | undefined, mode: FineTuneMode): FineTuneObjective {
+  return method === 'acl' && mode === 'full-adv' ? 'trades' : 'ce-ce';
+}
 
 export function isFineTuningRegime(regime: string): regime is FineTuningRegime {
   return (FINE_TUNING_REGIMES as readonly string[]).includes(regime);
@@ -31,6 +41,9 @@ export interface ScenarioRequest extends Omit<TrainRequest, 'regime'> {
   regime: FineTuningRegime;
   fineTuneEpochs?: number;
   fineTuneLr?: number;
+  /** Default: defaultScenarioObjective(method, mode). */
+  fineTuneObjective?: FineTuneObjective;
+  fineTuneTradesBeta?: number;
   onFineTuneEvent?: (e: FineTuneEvent) => void;
 }
 
@@ -48,7 +61,19 @@ export interface ScenarioResult {
 export async function trainScenario(req: ScenarioRequest): Promise<ScenarioResult> {
   const scenario = SCENARIOS[req.regime];
   if (!scenario) throw new InputError(`--regime: expected one of ${FINE_TUNING_REGIMES.join(', ')}, got '${req.regime}'`);
-  const { regime: _regime, fineTuneEpochs, fineTuneLr, onFineTuneEvent, ...pretrain } = req;
+  const { regime: _regime, fineTuneEpochs, fineTuneLr, fineTuneObjective, fineTuneTradesBeta, onFineTuneEvent, ...pretrain } = req;
+  if (scenario.pretrain === 'st' && pretrain.method !== undefined) {
+    // The encoder of st-* is standard-trained, so a method can only choose the fine-tuning loss: accept
+    // it only where it does (acl's ST-FAT), rather than ignore it silently.
+    if (defaultScenarioObjective(pretrain.method, scenario.mode) === 'ce-ce') {
+      throw new InputError(
+        `--method: '${pretrain.method}' has no effect in --regime ${req.regime} (the encoder is standard-trained and the fine-tuning is CE(clean)+CE(adv)); ` +
+          `leave --method out (only acl, with st-fat, selects a different fine-tuning: TRADES)`,
+      );
+    }
+    pretrain.method = undefined;
+  }
+  const objective = fineTuneObjective ?? defaultScenarioObjective(req.method, scenario.mode);
   const encoderDir = encoderDirFor(req.out);
   const encoder = await trainModel({ ...pretrain, regime: scenario.pretrain as Regime, out: encoderDir });
   if (!encoder.progress.complete) {
@@ -65,6 +90,8 @@ export async function trainScenario(req: ScenarioRequest): Promise<ScenarioResul
     evalLimit: req.evalLimit,
     epochs: fineTuneEpochs,
     lr: fineTuneLr,
+    objective,
+    tradesBeta: fineTuneTradesBeta,
     batchSize: req.batchSize,
     evalAttack: req.evalAttack,
     seed: req.seed,

@@ -5,15 +5,25 @@ import { loadDataset, batchIndices, gatherBatch, type DatasetName, type Dataset 
 import { loadCheckpoint, resolveCheckpointDir, saveCheckpoint } from '../models/checkpoint.js';
 import { PROJECTION_GROUP } from '../models/projection.js';
 import { batchTensors } from '../models/inputs.js';
-import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
-import { DEFAULT_PGD, pgdAttack, validatePgd, type PgdOptions } from '../attacks/pgd.js';
+import { DEFAULT_PGD, validatePgd, type PgdOptions } from '../attacks/pgd.js';
 import { evaluateAccuracy } from '../attacks/evaluate.js';
 import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import type { CheckpointMeta } from '../train/meta.js';
 import { attachHead } from './classifier.js';
-import { FINE_TUNE_MODES, isAdversarialMode, trainsEncoder, type FineTuneConfig, type FineTuneMetrics, type FineTuneMode, type ProbeMeta } from './meta.js';
+import {
+  FINE_TUNE_MODES,
+  FINE_TUNE_OBJECTIVES,
+  isAdversarialMode,
+  trainsEncoder,
+  type FineTuneConfig,
+  type FineTuneMetrics,
+  type FineTuneMode,
+  type FineTuneObjective,
+  type ProbeMeta,
+} from './meta.js';
+import { fineTuneAttack, fineTuneLoss } from './objective.js';
 
 export interface FineTuneOptions {
   /** Pre-trained encoder checkpoint. */
@@ -34,7 +44,10 @@ export interface FineTuneOptions {
   lr?: number;
   /** Default: the encoder's training attack (its eval attack's eps for standard-trained encoders). */
   attack?: Partial<PgdOptions>;
+  /** Loss of the adversarial modes (default ce-ce: SPEC's PAT/FAT). */
+  objective?: FineTuneObjective;
   advWeight?: number;
+  tradesBeta?: number;
   /** Default: the encoder's evaluation attack. */
   evalAttack?: Partial<PgdOptions>;
   seed?: number;
@@ -55,7 +68,7 @@ export interface FineTuneResult {
   metrics: FineTuneMetrics;
 }
 
-export const DEFAULT_FINE_TUNE = { epochs: 5, batchSize: 128, lr: 1e-3, advWeight: 1, evalLimit: 1000, featureLayer: 'pool', seed: 0 };
+export const DEFAULT_FINE_TUNE = { epochs: 5, batchSize: 128, lr: 1e-3, objective: 'ce-ce' as FineTuneObjective, advWeight: 1, tradesBeta: 6, evalLimit: 1000, featureLayer: 'pool', seed: 0 };
 
 export function defaultFineTuneOut(checkpoint: string, mode: FineTuneMode, dataset: string | undefined, encoderDataset: string): string {
   const base = checkpoint.replace(/[\\/]+$/, '');
@@ -91,7 +104,9 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     batchSize: opts.batchSize ?? DEFAULT_FINE_TUNE.batchSize,
     lr: opts.lr ?? DEFAULT_FINE_TUNE.lr,
     attack: { ...DEFAULT_PGD, ...(enc.config.regime === 'at' ? enc.config.attack : { ...enc.config.attack, eps: enc.config.evalAttack.eps }), ...opts.attack },
+    objective: opts.objective ?? DEFAULT_FINE_TUNE.objective,
     advWeight: opts.advWeight ?? DEFAULT_FINE_TUNE.advWeight,
+    tradesBeta: opts.tradesBeta ?? DEFAULT_FINE_TUNE.tradesBeta,
     evalAttack: { ...DEFAULT_PGD, ...enc.config.evalAttack, ...opts.evalAttack },
     seed: opts.seed ?? DEFAULT_FINE_TUNE.seed,
   };
@@ -103,6 +118,11 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   int('--eval-limit', cfg.evalLimit, 1);
   if (!(cfg.lr > 0)) throw new InputError(`--lr: expected a number > 0, got ${cfg.lr}`);
   if (!(cfg.advWeight >= 0)) throw new InputError(`--adv-weight: expected a number >= 0, got ${cfg.advWeight}`);
+  if (!(cfg.tradesBeta >= 0)) throw new InputError(`--trades-beta: expected a number >= 0, got ${cfg.tradesBeta}`);
+  if (!FINE_TUNE_OBJECTIVES.includes(cfg.objective)) throw new InputError(`--objective: expected one of ${FINE_TUNE_OBJECTIVES.join(', ')}, got '${cfg.objective}'`);
+  if (cfg.objective !== 'ce-ce' && !isAdversarialMode(cfg.mode)) {
+    throw new InputError(`--objective: '${cfg.objective}' is an adversarial objective; use it with --mode robust-linear or full-adv (got --mode ${cfg.mode})`);
+  }
   validatePgd(cfg.attack);
   validatePgd(cfg.evalAttack);
   const out = opts.out ?? defaultFineTuneOut(opts.checkpoint, cfg.mode, opts.dataset, enc.config.dataset);
@@ -138,16 +158,11 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       const batch = gatherBatch(train, order[step]);
       const { x, y } = batchTensors(batch.x, batch.y, shape);
       // The attack sees the current head (and encoder), in inference mode, as in adversarial training.
-      const adv = isAdversarialMode(cfg.mode) ? pgdAttack(crossEntropyLoss(model, y), x, { ...cfg.attack, seed: subSeed(cfg.seed, 'attack', globalStep) }) : undefined;
-      const { value, grads } = tf.variableGrads(() => {
-        const clean = tf.mean(crossEntropyPerSample(model.apply(x, { training }) as tf.Tensor2D, y));
-        if (!adv) return clean as tf.Scalar;
-        const robust = tf.mean(crossEntropyPerSample(model.apply(adv, { training }) as tf.Tensor2D, y));
-        return tf.add(clean, tf.mul(cfg.advWeight, robust)) as tf.Scalar;
-      }, vars);
+      const attack = isAdversarialMode(cfg.mode) ? fineTuneAttack(model, x, y, cfg, subSeed(cfg.seed, 'attack', globalStep)) : undefined;
+      const { value, grads } = tf.variableGrads(() => fineTuneLoss(model, x, y, attack?.adv, cfg, training), vars);
       optimizer.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
       const [loss] = await value.data();
-      tf.dispose([x, y, value, ...Object.values(grads), ...(adv ? [adv] : [])]);
+      tf.dispose([x, y, value, ...Object.values(grads), ...(attack ? [attack.adv, ...attack.owned] : [])]);
       if (!Number.isFinite(loss)) throw new Error(`fine-tuning diverged: loss ${loss} at epoch ${epoch + 1} (try a lower --lr)`);
       sum += loss * order[step].length;
       seen += order[step].length;

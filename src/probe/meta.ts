@@ -12,6 +12,15 @@ import type { Provenance } from '../util/provenance.js';
 export type FineTuneMode = 'linear' | 'robust-linear' | 'full' | 'full-adv';
 export const FINE_TUNE_MODES: readonly FineTuneMode[] = ['linear', 'robust-linear', 'full', 'full-adv'];
 
+/**
+ * The loss of the adversarial modes (robust-linear, full-adv):
+ *   ce-ce   CE(clean) + w CE(x_adv), x_adv = PGD on CE                 (SPEC: PAT / FAT; the default)
+ *   trades  CE(clean) + beta KL(p(x) || p(x_adv)), x_adv = PGD on that KL from a random start
+ *           (TRADES, Zhang et al. 2019; ACL's fine-tuning, Jiang et al. 2020, with beta 6)
+ */
+export type FineTuneObjective = 'ce-ce' | 'trades';
+export const FINE_TUNE_OBJECTIVES: readonly FineTuneObjective[] = ['ce-ce', 'trades'];
+
 export function isAdversarialMode(mode: FineTuneMode): boolean {
   return mode === 'robust-linear' || mode === 'full-adv';
 }
@@ -33,8 +42,12 @@ export interface FineTuneConfig {
   lr: number;
   /** The attack that makes the adversarial half of the loss (robust-linear, full-adv). */
   attack: PgdOptions;
-  /** Weight of CE(adv) in CE(clean) + w CE(adv). */
+  /** Loss of the adversarial modes ('ce-ce' for linear and full, which have no adversarial half). */
+  objective: FineTuneObjective;
+  /** Weight of CE(adv) in CE(clean) + w CE(adv) (objective ce-ce). */
   advWeight: number;
+  /** beta in CE(clean) + beta KL(p_clean || p_adv) (objective trades). */
+  tradesBeta: number;
   /** Attack for the final robust-accuracy figure. */
   evalAttack: PgdOptions;
   seed: number;

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
 import { pgdAttack, fgsmAttack, type PerSampleLoss } from '../attacks/pgd.js';
+import { klPerSample, tradesAttack } from '../attacks/trades.js';
 import { l2Normalize } from '../models/projection.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import { augment, CONTRASTIVE_AUGMENT, SUPERVISED_AUGMENT, type AugmentConfig } from './augment.js';
@@ -11,6 +12,7 @@ import type { TrainConfig } from './options.js';
 
 export type { Learner } from './learner.js';
 export { makeLearner } from './learner.js';
+export { tradesAttack } from '../attacks/trades.js';
 
 /**
  * The training objective of every (scheme, method) pair, split in two phases:
@@ -65,27 +67,11 @@ export function contrastiveAttackLoss(learner: Learner, partner: tf.Tensor2D, gr
   return (xa) => tf.tidy(() => contrastivePerImage([embed(learner, xa, false), partner], groups, learner.cfg.temperature));
 }
 
-/** KL(p || q) per sample for logits (TRADES' robustness term). */
-function klPerSample(pLogits: tf.Tensor2D, qLogits: tf.Tensor2D): tf.Tensor1D {
-  return tf.tidy(() => {
-    const logP = tf.logSoftmax(pLogits);
-    return tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, tf.logSoftmax(qLogits))), 1) as tf.Tensor1D;
-  });
-}
-
 /** A method's attack: the adversarial batch, the objective it maximised, and tensors to dispose. */
 export interface MethodAttack {
   adv: tf.Tensor4D;
   objective: PerSampleLoss;
   owned: tf.Tensor[];
-}
-
-/** TRADES (Zhang et al. 2019): PGD maximising KL(f(x) || f(x')) from a random start in the ball. */
-export function tradesAttack(model: tf.LayersModel, x: tf.Tensor4D, cfg: TrainConfig, seed: number): MethodAttack {
-  const clean = tf.tidy(() => model.apply(x, { training: false }) as tf.Tensor2D);
-  const objective: PerSampleLoss = (xa) => klPerSample(clean, model.apply(xa, { training: false }) as tf.Tensor2D);
-  const adv = pgdAttack(objective, x, { ...cfg.attack, randomStart: true, seed });
-  return { adv, objective, owned: [clean] };
 }
 
 /**
@@ -142,7 +128,7 @@ function prepareSupervised(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, see
   const view = cfg.augment === 'none' ? x : augmentView(x, cfg, seeds.augment, 0);
   const owned: tf.Tensor[] = view === x ? [] : [view];
   if (cfg.method === 'trades') {
-    const { adv, owned: attackOwned } = tradesAttack(model, view, cfg, seeds.attack);
+    const { adv, owned: attackOwned } = tradesAttack(model, view, cfg.attack, seeds.attack);
     owned.push(adv, ...attackOwned);
     const n = x.shape[0];
     return {

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { fineTune, DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
-import { FINE_TUNE_MODES, type FineTuneMode } from '../../probe/meta.js';
+import { FINE_TUNE_MODES, FINE_TUNE_OBJECTIVES, type FineTuneMode, type FineTuneObjective } from '../../probe/meta.js';
 import { makeTicker } from '../progress.js';
 import { readAttackOverride } from '../parse.js';
 
@@ -23,7 +23,13 @@ export const finetuneCommand: CommandModule = {
       .option('epochs', { type: 'number', default: DEFAULT_FINE_TUNE.epochs })
       .option('batch-size', { type: 'number', default: DEFAULT_FINE_TUNE.batchSize })
       .option('lr', { type: 'number', default: DEFAULT_FINE_TUNE.lr, describe: 'Adam learning rate' })
-      .option('adv-weight', { type: 'number', default: DEFAULT_FINE_TUNE.advWeight, describe: 'w in CE(clean) + w CE(adv)' })
+      .option('objective', {
+        choices: FINE_TUNE_OBJECTIVES,
+        default: DEFAULT_FINE_TUNE.objective,
+        describe: 'Loss of robust-linear/full-adv: ce-ce = CE(clean) + w CE(PGD on CE) (SPEC PAT/FAT); trades = CE(clean) + beta KL(p_clean || p_adv), PGD on the KL (ACL)',
+      })
+      .option('adv-weight', { type: 'number', default: DEFAULT_FINE_TUNE.advWeight, describe: 'w in CE(clean) + w CE(adv) (--objective ce-ce)' })
+      .option('trades-beta', { type: 'number', default: DEFAULT_FINE_TUNE.tradesBeta, describe: 'beta in CE(clean) + beta KL (--objective trades)' })
       .option('norm', { choices: ['linf', 'l2'], describe: 'Attack norm (default: the encoder\'s)' })
       .option('eps', { type: 'string', describe: 'Training attack radius (default: the encoder\'s; 8/255 style accepted)' })
       .option('step-size', { type: 'string', describe: 'Training attack step size' })
@@ -48,7 +54,9 @@ export const finetuneCommand: CommandModule = {
       epochs: a.epochs as number,
       batchSize: a['batch-size'] as number,
       lr: a.lr as number,
+      objective: a.objective as FineTuneObjective,
       advWeight: a['adv-weight'] as number,
+      tradesBeta: a['trades-beta'] as number,
       attack: readAttackOverride(a),
       evalAttack: readAttackOverride(a, 'eval-'),
       seed: a.seed as number,

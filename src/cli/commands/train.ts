@@ -2,6 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { trainModel, type TrainEvent, type TrainRequest } from '../../train/loop.js';
 import { isFineTuningRegime, SCENARIOS, trainScenario } from '../../pipeline/scenario.js';
 import { DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
+import { FINE_TUNE_OBJECTIVES, type FineTuneObjective } from '../../probe/meta.js';
 import { DEFAULT_TRAIN, FINE_TUNING_REGIMES, type Method, type Scheme, type AugmentName, type Regime } from '../../train/options.js';
 import { archNames } from '../../models/architectures.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
@@ -116,6 +117,11 @@ export const trainCommand: CommandModule = {
       .option('epochs', { type: 'number', default: DEFAULT_TRAIN.epochs })
       .option('finetune-epochs', { type: 'number', default: DEFAULT_FINE_TUNE.epochs, describe: 'Fine-tuning epochs of the pat/fat/st-pat/st-fat scenarios' })
       .option('finetune-lr', { type: 'number', default: DEFAULT_FINE_TUNE.lr, describe: 'Fine-tuning learning rate (Adam) of the scenarios' })
+      .option('finetune-objective', {
+        choices: FINE_TUNE_OBJECTIVES,
+        describe: 'Fine-tuning loss of the scenarios: ce-ce = CE(clean)+CE(adv) (default), trades (default for --method acl with fat/st-fat: ACL fine-tunes with TRADES)',
+      })
+      .option('finetune-trades-beta', { type: 'number', default: DEFAULT_FINE_TUNE.tradesBeta, describe: 'beta of the TRADES fine-tuning loss' })
       .option('batch-size', { type: 'number', default: DEFAULT_TRAIN.batchSize })
       .option('optimizer', { choices: ['sgd', 'adam'], default: DEFAULT_TRAIN.optimizer, describe: 'sgd = SGD with momentum' })
       .option('lr', { type: 'number', default: DEFAULT_TRAIN.lr, describe: 'Peak learning rate' })
@@ -175,6 +181,8 @@ export const trainCommand: CommandModule = {
         regime,
         fineTuneEpochs: a['finetune-epochs'] as number,
         fineTuneLr: a['finetune-lr'] as number,
+        fineTuneObjective: a['finetune-objective'] as FineTuneObjective | undefined,
+        fineTuneTradesBeta: a['finetune-trades-beta'] as number,
         onFineTuneEvent: (e) => {
           if (e.type === 'step') tick(`fine-tune (${SCENARIOS[regime].mode}) epoch ${e.epoch + 1}`, e.step, e.stepsPerEpoch, { loss: e.loss.toFixed(3) });
         },
