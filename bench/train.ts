@@ -36,10 +36,11 @@ interface Row {
   /** Images per step (default: the batch); SimCLR pushes 2 x batch views through the encoder. */
   images?: number;
 }
+// The sl rows train without augmentation (sl's default augments) because the PyTorch side does not augment them.
 const ROWS: Row[] = [
-  { key: 'sl-st', label: 'ST (sl, cross-entropy)', cfg: { scheme: 'sl', regime: 'st' } },
-  { key: 'sl-st-256', label: 'ST at batch 256 (as many images per step as SimCLR encodes)', cfg: { scheme: 'sl', regime: 'st' }, images: 2 * batch },
-  { key: 'sl-pgd', label: 'PGD-AT (sl, PGD-5 8/255)', cfg: { scheme: 'sl', regime: 'at', method: 'pgd' } },
+  { key: 'sl-st', label: 'ST (sl, cross-entropy)', cfg: { scheme: 'sl', regime: 'st', augment: 'none' } },
+  { key: 'sl-st-256', label: 'ST at batch 256 (as many images per step as SimCLR encodes)', cfg: { scheme: 'sl', regime: 'st', augment: 'none' }, images: 2 * batch },
+  { key: 'sl-pgd', label: 'PGD-AT (sl, PGD-5 8/255)', cfg: { scheme: 'sl', regime: 'at', method: 'pgd', augment: 'none' } },
   { key: 'cl-st', label: 'SimCLR (cl, 2 views, NT-Xent; robustsim includes its augmentation, PyTorch only a flip)', cfg: { scheme: 'cl', regime: 'st' } },
 ];
 

@@ -36,6 +36,8 @@ test('the demo writes checkpoints, similarity files and a report; worker threads
   for (const r of [par, seq]) {
     for (const m of r.models) {
       await stat(path.join(m.checkpoint, 'model.json'));
+      // The demo keeps unaugmented training on purpose (src/pipeline/demo.ts), while sl's default augments.
+      assert.equal(JSON.parse(await readFile(path.join(m.checkpoint, 'meta.json'), 'utf8')).config.augment, 'none');
       await stat(m.similarity);
       assert.ok(m.pooledCleanVsAdv > -0.01 && m.pooledCleanVsAdv < 1.01, `${m.label}: ${m.pooledCleanVsAdv}`);
     }

@@ -47,7 +47,7 @@ function learnerFor(partial: Partial<TrainConfig>): Learner {
 
 const COMBOS: Array<Partial<TrainConfig>> = [
   { scheme: 'sl', regime: 'st' },
-  { scheme: 'sl', regime: 'st', augment: 'supervised' },
+  { scheme: 'sl', regime: 'st', augment: 'none' },
   { scheme: 'sl', regime: 'at', method: 'pgd' },
   { scheme: 'sl', regime: 'at', method: 'trades' },
   { scheme: 'cl', regime: 'st' },
@@ -183,6 +183,10 @@ test('regimes that need fine-tuning and methods of another scheme are refused wi
   assert.equal(resolveTrainConfig({ scheme: 'scl', regime: 'at' }).method, 'study-at');
   assert.equal(resolveTrainConfig({ scheme: 'sl', regime: 'at' }).method, 'pgd');
   assert.equal(resolveTrainConfig({ scheme: 'cl' }).augment, 'contrastive');
+  // SPEC: SL trains with pad + random crop and flip unless told otherwise.
+  assert.equal(resolveTrainConfig({ scheme: 'sl' }).augment, 'supervised');
+  assert.equal(resolveTrainConfig({ scheme: 'sl', regime: 'at' }).augment, 'supervised');
+  assert.equal(resolveTrainConfig({ scheme: 'sl', augment: 'none' }).augment, 'none');
 });
 
 test('resnet50 builds with bottleneck blocks and the usual tap names (build only)', () => {

@@ -37,7 +37,7 @@ export interface TrainConfig {
   regime: Regime;
   /** Adversarial training method; 'none' for regime st. Defaults: sl -> pgd, cl/scl -> study-at. */
   method: Method;
-  /** Training-time augmentation. Defaults: sl -> none, cl/scl -> contrastive (SimCLR's). */
+  /** Training-time augmentation. Defaults: sl -> supervised (pad + random crop, flip: SPEC), cl/scl -> contrastive (SimCLR's). */
   augment: AugmentName;
   /** Contrastive temperature tau (SimCLR/RoCL/ACL 0.5; the study 0.07). */
   temperature: number;
@@ -78,7 +78,7 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
   scheme: 'sl',
   regime: 'st',
   method: 'none',
-  augment: 'none',
+  augment: 'supervised',
   temperature: 0.5,
   projHidden: 0,
   projDim: 128,
@@ -108,7 +108,7 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   const cfg: TrainConfig = {
     ...DEFAULT_TRAIN,
     method: regime === 'st' ? 'none' : contrastive ? 'study-at' : 'pgd',
-    augment: contrastive ? 'contrastive' : 'none',
+    augment: contrastive ? 'contrastive' : 'supervised',
     ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
     name: partial.name ?? `${scheme}-${partial.method && partial.method !== 'none' && partial.method !== 'pgd' && partial.method !== 'study-at' ? partial.method : regime}`,
   } as TrainConfig;

@@ -104,7 +104,7 @@ export const trainCommand: CommandModule = {
         choices: ['pgd', 'trades', 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
         describe: 'Adversarial method for --regime at: sl: pgd (default), trades; cl/scl: study-at (default), rocl, clae, acl, rcl-bound (docs/training-methods.md)',
       })
-      .option('augment', { choices: ['none', 'supervised', 'contrastive'], describe: 'Training augmentation (default: none for sl, contrastive for cl/scl)' })
+      .option('augment', { choices: ['none', 'supervised', 'contrastive'], describe: 'Training augmentation (default: supervised = pad 4 + random crop + flip for sl, contrastive for cl/scl; none = off)' })
       .option('temperature', { type: 'number', default: DEFAULT_TRAIN.temperature, describe: 'Contrastive temperature tau (cl/scl)' })
       .option('proj-hidden', { type: 'number', default: DEFAULT_TRAIN.projHidden, describe: 'Projection head hidden units (0 = feature dimension)' })
       .option('proj-dim', { type: 'number', default: DEFAULT_TRAIN.projDim, describe: 'Projection head output dimension' })
