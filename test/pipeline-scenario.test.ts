@@ -49,9 +49,15 @@ test('pat pre-trains an adversarial encoder and trains a robust linear head on i
   assert.equal(stFat.fineTuned.kind, 'checkpoint');
   const meta = JSON.parse(await readFile(path.join(root, 'st-fat', 'meta.json'), 'utf8'));
   assert.equal(meta.format, 'robustsim-checkpoint/1');
-  // Re-running with --resume reuses the finished encoder and redoes only the fine-tuning.
+  // Re-running with --resume reuses the finished encoder and the finished fine-tuning.
   const again = await trainScenario({ ...base, out: path.join(root, 'st-fat'), regime: 'st-fat', resume: true });
   assert.equal(again.encoder.progress.globalStep, stFat.encoder.progress.globalStep);
+  assert.equal(again.fineTuned.progress.globalStep, stFat.fineTuned.progress.globalStep);
+  assert.deepEqual(again.fineTuned.metrics, stFat.fineTuned.metrics);
+  // More fine-tuning epochs on --resume continue the fine-tuning from where it ended.
+  const longer = await trainScenario({ ...base, out: path.join(root, 'st-fat'), regime: 'st-fat', resume: true, fineTuneEpochs: 2 });
+  assert.equal(longer.fineTuned.progress.globalStep, 2 * stFat.fineTuned.progress.globalStep);
+  assert.equal(longer.fineTuned.metrics?.trainLoss.length, 2);
 });
 
 test('trainModel itself refuses scenario regimes, pointing at trainScenario', async () => {

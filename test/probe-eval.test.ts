@@ -118,14 +118,14 @@ test('linear and robust linear probes save a head beside the encoder that reload
   const lin = await fineTune({ ...common, mode: 'linear' });
   assert.equal(lin.out, `${st}-linear`);
   assert.equal(lin.kind, 'probe');
-  assert.ok(lin.metrics.cleanAccuracy > 0.5, `linear probe clean accuracy ${lin.metrics.cleanAccuracy}`);
+  assert.ok(lin.metrics!.cleanAccuracy > 0.5, `linear probe clean accuracy ${lin.metrics!.cleanAccuracy}`);
   const meta = JSON.parse(await readFile(path.join(lin.out, 'meta.json'), 'utf8'));
   assert.equal(meta.format, 'robustsim-probe/1');
   assert.equal(meta.encoder, '../st');
   const probe = await loadClassifier(lin.out);
   const test64 = await loadDataset({ name: 'fashion-mnist', split: 'test', seed: 2, limit: 64 });
   const again = await evaluateAccuracy(probe.model, test64);
-  assert.equal(again.accuracy, lin.metrics.cleanAccuracy);
+  assert.equal(again.accuracy, lin.metrics!.cleanAccuracy);
   probe.model.dispose();
   // The frozen encoder really stayed frozen.
   const { model: enc } = await loadCheckpoint(st);

@@ -50,6 +50,39 @@ function toArrayBuffer(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
   return Array.isArray(data) ? tf.io.CompositeArrayBuffer.join(data) : data;
 }
 
+/**
+ * An optimizer's state for a checkpoint. `getWeights()` returns its live slot variables plus a fresh
+ * iteration-count tensor; `release` frees only what it created, never the slots still in use.
+ */
+export async function optimizerState(optimizer: tf.Optimizer): Promise<{ weights: NamedTensor[]; release: () => void }> {
+  const weights = (await optimizer.getWeights()) as NamedTensor[];
+  return { weights, release: () => tf.dispose(weights.map((w) => w.tensor).filter((t) => !(t instanceof tf.Variable))) };
+}
+
+/**
+ * Restore an optimizer's state for an exact resume. tfjs's Adam keeps beta^t as a float32 product
+ * updated once per step, but `setWeights` recomputes it as pow(beta, t), which differs in the last
+ * bits; through PGD's sign steps that grows into visibly different weights within a few steps. So
+ * the product is recomputed here the way the steps built it (a float32 product of float32 values is
+ * exactly Math.fround of the double product).
+ */
+export async function restoreOptimizer(optimizer: tf.Optimizer, weights: NamedTensor[]): Promise<void> {
+  await optimizer.setWeights(weights);
+  const adam = optimizer as unknown as { accBeta1?: tf.Variable; accBeta2?: tf.Variable; beta1?: number; beta2?: number };
+  if (!(optimizer instanceof tf.AdamOptimizer) || !adam.accBeta1 || !adam.accBeta2) return;
+  const steps = optimizer.iterations;
+  const product = (beta: number) => {
+    const b = Math.fround(beta);
+    let acc = b;
+    for (let i = 0; i < steps; i++) acc = Math.fround(acc * b);
+    return acc;
+  };
+  tf.tidy(() => {
+    adam.accBeta1!.assign(tf.scalar(product(adam.beta1!)));
+    adam.accBeta2!.assign(tf.scalar(product(adam.beta2!)));
+  });
+}
+
 export async function saveCheckpoint<M>(dir: string, content: CheckpointContent<M>): Promise<void> {
   let artifacts: tf.io.ModelArtifacts | undefined;
   await content.model.save(

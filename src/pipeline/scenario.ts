@@ -55,8 +55,8 @@ export interface ScenarioResult {
 
 /**
  * Run a PAT / FAT / ST-PAT / ST-FAT scenario: pre-train the encoder (standard or adversarial, any
- * scheme and method) into `<out>-encoder`, then fine-tune it into `out`. The pre-training resumes
- * like any training run; the fine-tuning stage is re-run on `--resume`.
+ * scheme and method) into `<out>-encoder`, then fine-tune it into `out`. With `--resume` both stages
+ * continue where they stopped (a finished stage is reused).
  */
 export async function trainScenario(req: ScenarioRequest): Promise<ScenarioResult> {
   const scenario = SCENARIOS[req.regime];
@@ -83,7 +83,8 @@ export async function trainScenario(req: ScenarioRequest): Promise<ScenarioResul
     checkpoint: encoderDir,
     mode: scenario.mode,
     out: req.out,
-    overwrite: Boolean(req.resume),
+    resume: req.resume,
+    saveEvery: req.saveEvery,
     dataset: req.dataset,
     dataDir: req.dataDir,
     limit: req.limit,

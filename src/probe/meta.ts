@@ -1,6 +1,7 @@
 import type { DatasetName } from '../data/index.js';
 import type { PgdOptions } from '../attacks/pgd.js';
 import type { Provenance } from '../util/provenance.js';
+import type { RunProgress } from '../util/resumable-epochs.js';
 
 /**
  * How a head (and, for the full modes, the encoder) is trained on top of a pre-trained encoder:
@@ -53,6 +54,28 @@ export interface FineTuneConfig {
   seed: number;
 }
 
+/** The fields that must match for `finetune --resume` to continue a run (epochs may grow; evaluation may change). */
+export const FINE_TUNE_RESUME_KEYS: Array<keyof FineTuneConfig> = ['mode', 'dataset', 'limit', 'featureLayer', 'batchSize', 'lr', 'attack', 'objective', 'advWeight', 'tradesBeta', 'seed'];
+
+/** Fine-tuning progress, saved with every checkpoint so `--resume` continues exactly. */
+export interface FineTuneProgress extends RunProgress {
+  /** Mean training loss of each finished epoch. */
+  trainLoss: number[];
+  /** Running sums of the unfinished epoch (a mid-epoch resume continues its mean). */
+  epochLossSum: number;
+  epochSeen: number;
+}
+
+/** The `finetune` record of a fully fine-tuned checkpoint's meta.json. */
+export interface FineTuneRecord {
+  /** Encoder checkpoint directory, relative to the fine-tuned one. */
+  encoder: string;
+  config: FineTuneConfig;
+  progress: FineTuneProgress;
+  /** Absent until the run completes. */
+  metrics?: FineTuneMetrics;
+}
+
 export interface FineTuneMetrics {
   cleanAccuracy: number;
   robustAccuracy: number;
@@ -76,7 +99,10 @@ export interface ProbeMeta {
   numClasses: number;
   classNames: string[];
   config: FineTuneConfig;
-  metrics: FineTuneMetrics;
+  /** Absent until the run completes. */
+  metrics?: FineTuneMetrics;
+  /** Absent in probes written before fine-tuning could resume. */
+  progress?: FineTuneProgress;
   backend: string;
   provenance: Provenance;
 }

@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { loadDataset, batchIndices, gatherBatch } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
 import { buildModel, resolveArch } from '../models/architectures.js';
-import { loadCheckpoint, readMeta, saveCheckpoint, resolveCheckpointDir, type NamedTensor } from '../models/checkpoint.js';
+import { loadCheckpoint, optimizerState, restoreOptimizer, readMeta, saveCheckpoint, resolveCheckpointDir, type NamedTensor } from '../models/checkpoint.js';
 import { batchTensors } from '../models/inputs.js';
 import { trainStep } from './methods.js';
 import { makeLearner, learnerVariables, learnerExtraWeights, extraGroupsFor, disposeLearner, type Learner } from './learner.js';
@@ -13,6 +13,7 @@ import { provenance } from '../util/provenance.js';
 import { activeBackend } from '../backend/index.js';
 import { learningRateAt } from './schedule.js';
 import { RESUME_KEYS, resolveTrainConfig, type TrainConfig } from './options.js';
+import { checkResumable, runResumableEpochs } from '../util/resumable-epochs.js';
 import type { CheckpointMeta, EpochMetrics } from './meta.js';
 
 export type TrainEvent =
@@ -33,16 +34,6 @@ export interface TrainRequest extends Partial<TrainConfig> {
   onEvent?: (e: TrainEvent) => void;
 }
 
-function checkResumable(saved: TrainConfig, wanted: TrainConfig, dir: string): void {
-  for (const key of RESUME_KEYS) {
-    const a = JSON.stringify(saved[key]);
-    const b = JSON.stringify(wanted[key]);
-    if (a !== b) {
-      throw new InputError(`${dir}/meta.json: cannot resume: '${key}' was ${a} in the checkpoint but is ${b} now (use another --out, or the same options)`);
-    }
-  }
-}
-
 function makeOptimizer(cfg: TrainConfig): tf.Optimizer {
   return cfg.optimizer === 'sgd' ? tf.train.momentum(cfg.lr, cfg.momentum) : tf.train.adam(cfg.lr);
 }
@@ -55,8 +46,9 @@ function setLearningRate(opt: tf.Optimizer, lr: number): void {
 }
 
 async function writeCheckpoint(out: string, learner: Learner, optimizer: tf.Optimizer, meta: CheckpointMeta): Promise<void> {
-  const optimizerWeights = (await optimizer.getWeights()) as NamedTensor[];
-  await saveCheckpoint(out, { model: learner.model, meta, optimizerWeights, extraWeights: learnerExtraWeights(learner) });
+  const state = await optimizerState(optimizer);
+  await saveCheckpoint(out, { model: learner.model, meta, optimizerWeights: state.weights, extraWeights: learnerExtraWeights(learner) });
+  state.release();
 }
 
 /** Train (or resume training) a model; returns the final checkpoint's meta. */
@@ -83,7 +75,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   }
   if (resumed) {
     const saved = await readMeta<CheckpointMeta>(req.out);
-    checkResumable(saved.config, cfg, req.out);
+    checkResumable(saved.config, cfg, RESUME_KEYS, req.out);
     const ckpt = await loadCheckpoint<CheckpointMeta>(req.out, { withOptimizer: true, extraWeights: extraGroupsFor(cfg) });
     model = ckpt.model;
     optimizerWeights = ckpt.optimizerWeights;
@@ -116,7 +108,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
 
   const optimizer = makeOptimizer(cfg);
   if (optimizerWeights) {
-    await optimizer.setWeights(optimizerWeights);
+    await restoreOptimizer(optimizer, optimizerWeights);
     tf.dispose(optimizerWeights.map((w) => w.tensor));
   }
   const learner = makeLearner(model, cfg, meta.projection, extraWeights);
@@ -127,31 +119,36 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   const totalSteps = stepsPerEpoch * cfg.epochs;
   emit({ type: 'start', meta, resumed, stepsPerEpoch });
 
-  let stepsThisCall = 0;
-  let saved = false;
-  const stopEarly = () => req.maxSteps !== undefined && stepsThisCall >= req.maxSteps;
   const snapshot = async () => {
     meta.backend = activeBackend();
     meta.provenance = provenance(activeBackend());
     await writeCheckpoint(req.out, learner, optimizer, meta);
-    saved = true;
     emit({ type: 'checkpoint', dir: req.out, epochsDone: meta.progress.epochsDone, stepInEpoch: meta.progress.stepInEpoch });
   };
 
   const shape = inputShape;
-  while (meta.progress.epochsDone < cfg.epochs && !stopEarly()) {
-    const epoch = meta.progress.epochsDone;
-    const order = batchIndices(train.n, cfg.batchSize, makeRng(subSeed(cfg.seed, 'epoch', epoch)));
-    const epochStart = performance.now();
-    let lossSum = 0;
-    let correctSum = 0;
-    let seen = 0;
-    for (let step = meta.progress.stepInEpoch; step < order.length; step++) {
-      if (stopEarly()) break;
+  let epochStart = 0;
+  let lossSum = 0;
+  let correctSum = 0;
+  let seen = 0;
+  const { saved } = await runResumableEpochs({
+    progress: meta.progress,
+    epochs: cfg.epochs,
+    batchesOf: (epoch) => batchIndices(train.n, cfg.batchSize, makeRng(subSeed(cfg.seed, 'epoch', epoch))),
+    saveEvery: cfg.saveEvery,
+    maxSteps: req.maxSteps,
+    snapshot,
+    beginEpoch: () => {
+      epochStart = performance.now();
+      lossSum = 0;
+      correctSum = 0;
+      seen = 0;
+    },
+    step: async (epoch, step, indices) => {
       const lr = learningRateAt(cfg.schedule, cfg.lr, meta.progress.globalStep, totalSteps);
       setLearningRate(optimizer, lr);
       const t0 = performance.now();
-      const batch = gatherBatch(train, order[step]);
+      const batch = gatherBatch(train, indices);
       const { x, y } = batchTensors(batch.x, batch.y, shape);
       const { loss, correct } = trainStep(learner, optimizer, vars, decayed, x, y, {
         attack: subSeed(cfg.seed, 'attack', meta.progress.globalStep),
@@ -163,13 +160,10 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
       if (!Number.isFinite(lossValue)) {
         throw new Error(`training diverged: loss is ${lossValue} at epoch ${epoch + 1} step ${step + 1} (try a lower --lr)`);
       }
-      const bs = order[step].length;
+      const bs = indices.length;
       lossSum += lossValue * bs;
       correctSum += correctValue;
       seen += bs;
-      meta.progress.stepInEpoch = step + 1;
-      meta.progress.globalStep += 1;
-      stepsThisCall += 1;
       emit({
         type: 'step',
         epoch,
@@ -180,41 +174,34 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
         imagesPerSecond: bs / ((performance.now() - t0) / 1000),
         lr,
       });
-      if (cfg.saveEvery > 0 && meta.progress.globalStep % cfg.saveEvery === 0 && step + 1 < order.length) await snapshot();
-    }
-    if (meta.progress.stepInEpoch < order.length) {
-      // Interrupted mid-epoch (maxSteps): keep the partial progress so a resume continues exactly here.
-      await snapshot();
-      break;
-    }
-    const seconds = (performance.now() - epochStart) / 1000;
-    const clean = await evaluateAccuracy(model, test, {
-      batchSize: 256,
-      onBatch: (done, total) => emit({ type: 'evaluate', what: 'clean', done, total }),
-    });
-    const metrics: EpochMetrics = {
-      epoch: epoch + 1,
-      loss: seen ? lossSum / seen : NaN,
-      trainAccuracy: seen ? correctSum / seen : NaN,
-      testAccuracy: clean.accuracy,
-      imagesPerSecond: seen / seconds,
-      seconds,
-    };
-    meta.history.push(metrics);
-    meta.progress.epochsDone = epoch + 1;
-    meta.progress.stepInEpoch = 0;
-    emit({ type: 'epoch', metrics });
-    if (meta.progress.epochsDone === cfg.epochs) {
-      const robust = await evaluateAccuracy(model, test, {
+    },
+    endEpoch: async (epoch) => {
+      const seconds = (performance.now() - epochStart) / 1000;
+      const clean = await evaluateAccuracy(model, test, {
         batchSize: 256,
-        attack: { ...cfg.evalAttack, seed: subSeed(cfg.seed, 'eval-attack') },
-        onBatch: (done, total) => emit({ type: 'evaluate', what: 'robust', done, total }),
+        onBatch: (done, total) => emit({ type: 'evaluate', what: 'clean', done, total }),
       });
-      meta.metrics = { cleanAccuracy: clean.accuracy, robustAccuracy: robust.accuracy, evalSamples: test.n, evalAttack: cfg.evalAttack };
-      meta.progress.complete = true;
-    }
-    await snapshot();
-  }
+      const metrics: EpochMetrics = {
+        epoch: epoch + 1,
+        loss: seen ? lossSum / seen : NaN,
+        trainAccuracy: seen ? correctSum / seen : NaN,
+        testAccuracy: clean.accuracy,
+        imagesPerSecond: seen / seconds,
+        seconds,
+      };
+      meta.history.push(metrics);
+      emit({ type: 'epoch', metrics });
+      if (epoch + 1 === cfg.epochs) {
+        const robust = await evaluateAccuracy(model, test, {
+          batchSize: 256,
+          attack: { ...cfg.evalAttack, seed: subSeed(cfg.seed, 'eval-attack') },
+          onBatch: (done, total) => emit({ type: 'evaluate', what: 'robust', done, total }),
+        });
+        meta.metrics = { cleanAccuracy: clean.accuracy, robustAccuracy: robust.accuracy, evalSamples: test.n, evalAttack: cfg.evalAttack };
+        meta.progress.complete = true;
+      }
+    },
+  });
   // A call stopped before its first step still leaves a checkpoint to resume from.
   if (!saved && !resumed) await snapshot();
   if (meta.progress.complete) emit({ type: 'done', meta });

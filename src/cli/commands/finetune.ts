@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { fineTune, DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
 import { FINE_TUNE_MODES, FINE_TUNE_OBJECTIVES, type FineTuneMode, type FineTuneObjective } from '../../probe/meta.js';
-import { makeTicker } from '../progress.js';
+import { logLine, makeTicker } from '../progress.js';
 import { readAttackOverride } from '../parse.js';
 
 export const finetuneCommand: CommandModule = {
@@ -37,7 +37,9 @@ export const finetuneCommand: CommandModule = {
       .option('eval-eps', { type: 'string', describe: 'Final PGD radius (default: the encoder\'s evaluation attack)' })
       .option('eval-step-size', { type: 'string' })
       .option('eval-steps', { type: 'number' })
-      .option('seed', { type: 'number', default: DEFAULT_FINE_TUNE.seed }),
+      .option('seed', { type: 'number', default: DEFAULT_FINE_TUNE.seed })
+      .option('save-every', { type: 'number', default: 0, describe: 'Also checkpoint every N steps (0 = at epoch ends only)' })
+      .option('resume', { type: 'boolean', default: false, describe: 'Continue the run saved in --out (same options; --epochs may grow)' }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
     const tick = makeTicker('loss {loss}');
@@ -60,11 +62,18 @@ export const finetuneCommand: CommandModule = {
       attack: readAttackOverride(a),
       evalAttack: readAttackOverride(a, 'eval-'),
       seed: a.seed as number,
+      saveEvery: a['save-every'] as number,
+      resume: Boolean(a.resume),
       onEvent: (e) => {
+        if (e.type === 'start' && e.resumed) logLine(`finetune: resumed after ${e.globalStep} steps`);
         if (e.type === 'step') tick(`finetune epoch ${e.epoch + 1}`, e.step, e.stepsPerEpoch, { loss: e.loss.toFixed(3) });
       },
     });
     const m = res.metrics;
+    if (!m) {
+      process.stdout.write(`${res.out}: stopped at epoch ${res.progress.epochsDone + 1} step ${res.progress.stepInEpoch}; run again with --resume\n`);
+      return;
+    }
     process.stdout.write(
       `${res.out} (${res.kind}, ${res.config.mode} on ${res.config.dataset}): clean accuracy ${m.cleanAccuracy.toFixed(4)}, ` +
         `PGD-${m.evalAttack.steps} (eps ${m.evalAttack.eps.toFixed(4)}) accuracy ${m.robustAccuracy.toFixed(4)} on ${m.evalSamples} test images\n`,

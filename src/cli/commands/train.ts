@@ -188,10 +188,8 @@ export const trainCommand: CommandModule = {
         },
       });
       const m = res.fineTuned.metrics;
-      process.stdout.write(
-        `encoder: ${res.encoderDir}\n${res.fineTuned.kind}: ${res.fineTuned.out} (clean accuracy ${m.cleanAccuracy.toFixed(4)}, ` +
-          `PGD-${m.evalAttack.steps} accuracy ${m.robustAccuracy.toFixed(4)})\n`,
-      );
+      const figures = m ? `clean accuracy ${m.cleanAccuracy.toFixed(4)}, PGD-${m.evalAttack.steps} accuracy ${m.robustAccuracy.toFixed(4)}` : 'incomplete: run again with --resume';
+      process.stdout.write(`encoder: ${res.encoderDir}\n${res.fineTuned.kind}: ${res.fineTuned.out} (${figures})\n`);
       return;
     }
     const meta = await trainModel({ ...request, regime: regime as Regime });
