@@ -266,11 +266,30 @@ test('a run may resume with another worker count; meta records the latest', asyn
   assert.equal(resumed.config.workers, 1);
 });
 
-test('cl (SimCLR, regime st) trains with 2 workers: finite losses, complete checkpoint', async () => {
+test('cl (SimCLR, regime st) trains with 2 workers: finite losses, complete checkpoint, no tensor leak on the main thread', async () => {
   const dir = path.join(root, 'cl');
-  const meta = await trainModel(tiny(dir, { scheme: 'cl', epochs: 1, workers: 2, projDim: 8 }));
+  const counts: number[] = [];
+  const meta = await trainModel(tiny(dir, { scheme: 'cl', epochs: 1, limit: 64, workers: 2, projDim: 8, onEvent: (e) => e.type === 'step' && counts.push(tf.memory().numTensors) }));
   assert.equal(meta.progress.complete, true);
   assert.ok(Number.isFinite(meta.history[0].loss));
+  assert.equal(counts.length, 4);
+  assert.deepEqual(counts.slice(1), new Array(3).fill(counts[1]), `tensor counts per step: ${counts.join(', ')}`);
+});
+
+test('killing the workers mid-step settles the step, and a step after that rejects instead of hanging', async () => {
+  const cfg = resolveTrainConfig({ scheme: 'sl', regime: 'at', method: 'pgd', attack: PGD, workers: 2 });
+  const [learner, other] = twinLearners(cfg);
+  disposeLearner(other);
+  const dp = await startDataParallel(learner, 2, [8, 8, 3], undefined);
+  const { x, y } = syntheticBatch(64, 1);
+  const opt = tf.train.sgd(0.1);
+  // The main thread's shard runs synchronously inside step(); the worker's may or may not have answered yet.
+  const step = dp.step(x, y, { attack: 0, augment: 0 }, opt);
+  await dp.terminate();
+  await Promise.allSettled([step]);
+  await assert.rejects(dp.step(x, y, { attack: 1, augment: 1 }, opt), /training worker 1 exited/);
+  opt.dispose();
+  disposeLearner(learner);
 });
 
 test('--workers is validated, and contrastive adversarial methods refuse more than one worker', () => {
