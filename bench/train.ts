@@ -1,8 +1,9 @@
 /**
  * Training throughput (images/s) of one optimizer step at batch 128 on the small ResNet (CIFAR
  * shape, 32x32x3), for standard training, PGD adversarial training and SimCLR, on the current
- * backend; next to the same model in PyTorch when /usr/bin/python3 has torch, measured in the same run.
- *   npm run bench:train [-- --backend wasm --steps 4 --threads 2]
+ * backend, on the main thread alone and data-parallel over --workers threads (src/train/data-parallel.ts);
+ * next to the same model in PyTorch (--threads threads) when /usr/bin/python3 has torch, measured in the same run.
+ *   npm run bench:train [-- --backend wasm --steps 4 --threads 2 --workers 2]
  * Prints a markdown table (docs/benchmarks-train.md quotes it).
  */
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../src/backend/index.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { trainStep } from '../src/train/methods.js';
+import { startDataParallel, DATA_PARALLEL_BACKENDS } from '../src/train/data-parallel.js';
 import { makeLearner, learnerVariables, disposeLearner } from '../src/train/learner.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { augment, CONTRASTIVE_AUGMENT } from '../src/train/augment.js';
@@ -26,6 +28,7 @@ const backendChoice = arg('backend', 'auto') as BackendChoice;
 const steps = Number(arg('steps', '4'));
 const warmup = Number(arg('warmup', '1'));
 const threads = Number(arg('threads', String(os.cpus().length)));
+const workers = Number(arg('workers', String(threads)));
 const batch = 128;
 const attack = { norm: 'linf' as const, eps: 8 / 255, stepSize: 2 / 255, steps: 5, randomStart: true, restarts: 1, seed: 0 };
 
@@ -35,6 +38,9 @@ interface Row {
   cfg: Partial<TrainConfig>;
   /** Images per step (default: the batch); SimCLR pushes 2 x batch views through the encoder. */
   images?: number;
+  /** Data-parallel over this many threads (main thread included); compared with PyTorch's row `torchKey`. */
+  workers?: number;
+  torchKey?: string;
 }
 // The sl rows train without augmentation (sl's default augments) because the PyTorch side does not augment them.
 const ROWS: Row[] = [
@@ -42,6 +48,9 @@ const ROWS: Row[] = [
   { key: 'sl-st-256', label: 'ST at batch 256 (as many images per step as SimCLR encodes)', cfg: { scheme: 'sl', regime: 'st', augment: 'none' }, images: 2 * batch },
   { key: 'sl-pgd', label: 'PGD-AT (sl, PGD-5 8/255)', cfg: { scheme: 'sl', regime: 'at', method: 'pgd', augment: 'none' } },
   { key: 'cl-st', label: 'SimCLR (cl, 2 views, NT-Xent; robustsim includes its augmentation, PyTorch only a flip)', cfg: { scheme: 'cl', regime: 'st' } },
+  { key: 'sl-st-dp', label: `ST, ${workers} workers`, cfg: { scheme: 'sl', regime: 'st' }, workers, torchKey: 'sl-st' },
+  { key: 'sl-pgd-dp', label: `PGD-AT, ${workers} workers`, cfg: { scheme: 'sl', regime: 'at', method: 'pgd' }, workers, torchKey: 'sl-pgd' },
+  { key: 'cl-st-dp', label: `SimCLR, ${workers} workers (embeddings all-gathered)`, cfg: { scheme: 'cl', regime: 'st' }, workers, torchKey: 'cl-st' },
 ];
 
 const backend = await initBackend(backendChoice);
@@ -54,6 +63,8 @@ function batchOf(n: number): { x: tf.Tensor4D; y: tf.Tensor1D } {
 const { x, y } = batchOf(batch);
 
 async function measure(row: Row): Promise<number> {
+  // Worker threads run CPU backends only (each thread its own instance).
+  if (row.workers && !DATA_PARALLEL_BACKENDS.includes(backend)) return NaN;
   const cfg = resolveTrainConfig({ arch: 'resnet-small', attack, weightDecay: 0, ...row.cfg });
   const { model } = buildModel({ arch: resolveArch(cfg.arch), inputShape: [32, 32, 3], numClasses: 10, seed: 0 });
   const featureDim = model.getLayer('pool').outputShape[1] as number;
@@ -62,7 +73,13 @@ async function measure(row: Row): Promise<number> {
   const optimizer = tf.train.adam(1e-3);
   const images = row.images ?? batch;
   const data = images === batch ? { x, y } : batchOf(images);
+  const parallel = row.workers ? await startDataParallel(learner, row.workers, [32, 32, 3], cfg.scheme === 'sl' ? undefined : { hidden: featureDim, dim: 128 }) : null;
+  const flat = parallel ? { x: data.x.dataSync() as Float32Array, y: data.y.dataSync() as Int32Array } : null;
   const run = async (i: number) => {
+    if (parallel) {
+      await parallel.step(flat!.x, flat!.y, { attack: i, augment: i }, optimizer);
+      return;
+    }
     const { loss, correct } = trainStep(learner, optimizer, vars, [], data.x, data.y, { attack: i, augment: i });
     await loss.data();
     tf.dispose([loss, correct]);
@@ -71,6 +88,7 @@ async function measure(row: Row): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < steps; i++) await run(warmup + i);
   const seconds = (performance.now() - t0) / 1000;
+  await parallel?.close();
   optimizer.dispose();
   disposeLearner(learner);
   if (data.x !== x) tf.dispose([data.x, data.y]);
@@ -89,7 +107,7 @@ async function augmentRate(): Promise<number> {
 
 function torchRates(): { rates?: Record<string, number>; note: string } {
   const script = path.resolve('bench/train_torch.py');
-  const cfg = { batch, steps, warmup, threads, attack, methods: ROWS.map((r) => r.key) };
+  const cfg = { batch, steps, warmup, threads, attack, methods: ROWS.filter((r) => !r.torchKey).map((r) => r.key) };
   const r = spawnSync('/usr/bin/python3', [script, JSON.stringify(cfg)], { encoding: 'utf8' });
   if (r.status !== 0) {
     const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').pop();
@@ -111,7 +129,8 @@ console.log(`Small ResNet (resnet-small: 3 stages x 1 basic block, width 16), 32
 console.log(`| training step | robustsim (${backend}) img/s | PyTorch img/s | robustsim / PyTorch |`);
 console.log('|---|---|---|---|');
 for (const row of ROWS) {
-  const t = torch.rates?.[row.key];
-  console.log(`| ${row.label} | ${ours[row.key].toFixed(1)} | ${t ? t.toFixed(1) : 'n/a'} | ${t ? (ours[row.key] / t).toFixed(3) : 'n/a'} |`);
+  const t = torch.rates?.[row.torchKey ?? row.key];
+  const o = ours[row.key];
+  console.log(`| ${row.label} | ${Number.isNaN(o) ? 'n/a (CPU backends only)' : o.toFixed(1)} | ${t ? t.toFixed(1) : 'n/a'} | ${t && !Number.isNaN(o) ? (o / t).toFixed(3) : 'n/a'} |`);
 }
 console.log(`\nContrastive augmentation alone (robustsim, ${backend}): ${aug.toFixed(0)} img/s per view.`);

@@ -6,6 +6,7 @@ import { buildModel, resolveArch } from '../models/architectures.js';
 import { loadCheckpoint, optimizerState, restoreOptimizer, readMeta, saveCheckpoint, resolveCheckpointDir, type NamedTensor } from '../models/checkpoint.js';
 import { batchTensors } from '../models/inputs.js';
 import { trainStep } from './methods.js';
+import { startDataParallel, type DataParallel } from './data-parallel.js';
 import { makeLearner, learnerVariables, learnerExtraWeights, extraGroupsFor, disposeLearner, type Learner } from './learner.js';
 import { evaluateAccuracy } from '../attacks/evaluate.js';
 import { makeRng, subSeed } from '../util/rng.js';
@@ -80,8 +81,9 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
     model = ckpt.model;
     optimizerWeights = ckpt.optimizerWeights;
     extraWeights = ckpt.extraWeights;
-    // Epochs may be extended on resume; everything else must match (checked above).
-    meta = { ...ckpt.meta, config: { ...ckpt.meta.config, epochs: cfg.epochs, evalLimit: cfg.evalLimit, saveEvery: cfg.saveEvery } };
+    // Epochs may be extended on resume, and run controls changed; everything else must match (checked above).
+    // (workers: a run resumed with another count records the latest; see docs/decisions.md.)
+    meta = { ...ckpt.meta, config: { ...ckpt.meta.config, epochs: cfg.epochs, evalLimit: cfg.evalLimit, saveEvery: cfg.saveEvery, workers: cfg.workers } };
     meta.progress.complete = meta.progress.epochsDone >= cfg.epochs;
   } else {
     const archConfig = resolveArch(cfg.arch, cfg.width, cfg.blocks);
@@ -117,6 +119,15 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   const decayed = vars.filter((v) => /kernel/.test(v.name));
   const stepsPerEpoch = Math.ceil(train.n / cfg.batchSize);
   const totalSteps = stepsPerEpoch * cfg.epochs;
+  // Worker threads of a data-parallel run (cfg.workers > 1); the main thread's learner is the one trained and saved.
+  let parallel: DataParallel | null = null;
+  try {
+    if (cfg.workers > 1) parallel = await startDataParallel(learner, cfg.workers, inputShape, meta.projection);
+  } catch (err) {
+    disposeLearner(learner);
+    optimizer.dispose();
+    throw err;
+  }
   emit({ type: 'start', meta, resumed, stepsPerEpoch });
 
   const snapshot = async () => {
@@ -131,51 +142,169 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   let lossSum = 0;
   let correctSum = 0;
   let seen = 0;
-  const { saved } = await runResumableEpochs({
-    progress: meta.progress,
-    epochs: cfg.epochs,
-    batchesOf: (epoch) => batchIndices(train.n, cfg.batchSize, makeRng(subSeed(cfg.seed, 'epoch', epoch))),
-    saveEvery: cfg.saveEvery,
-    maxSteps: req.maxSteps,
-    snapshot,
-    beginEpoch: () => {
-      epochStart = performance.now();
-      lossSum = 0;
-      correctSum = 0;
-      seen = 0;
-    },
-    step: async (epoch, step, indices) => {
-      const lr = learningRateAt(cfg.schedule, cfg.lr, meta.progress.globalStep, totalSteps);
-      setLearningRate(optimizer, lr);
-      const t0 = performance.now();
-      const batch = gatherBatch(train, indices);
-      const { x, y } = batchTensors(batch.x, batch.y, shape);
-      const { loss, correct } = trainStep(learner, optimizer, vars, decayed, x, y, {
-        attack: subSeed(cfg.seed, 'attack', meta.progress.globalStep),
-        augment: subSeed(cfg.seed, 'augment', meta.progress.globalStep),
-      });
-      const [lossValue] = await loss.data();
-      const [correctValue] = await correct.data();
-      tf.dispose([x, y, loss, correct]);
-      if (!Number.isFinite(lossValue)) {
-        throw new Error(`training diverged: loss is ${lossValue} at epoch ${epoch + 1} step ${step + 1} (try a lower --lr)`);
+  let saved = false;
+  try {
+    ({ saved } = await runResumableEpochs({
+      progress: meta.progress,
+      epochs: cfg.epochs,
+      batchesOf: (epoch) => batchIndices(train.n, cfg.batchSize, makeRng(subSeed(cfg.seed, 'epoch', epoch))),
+      saveEvery: cfg.saveEvery,
+      maxSteps: req.maxSteps,
+      snapshot,
+      beginEpoch: () => {
+        epochStart = performance.now();
+        lossSum = 0;
+        correctSum = 0;
+        seen = 0;
+      },
+      step: async (epoch, step, indices) => {
+        const lr = learningRateAt(cfg.schedule, cfg.lr, meta.progress.globalStep, totalSteps);
+        setLearningRate(optimizer, lr);
+        const t0 = performance.now();
+        const batch = gatherBatch(train, indices);
+        const seeds = {
+          attack: subSeed(cfg.seed, 'attack', meta.progress.globalStep),
+          augment: subSeed(cfg.seed, 'augment', meta.progress.globalStep),
+        };
+        let lossValue: number;
+        let correctValue: number;
+        if (parallel) {
+          ({ loss: lossValue, correct: correctValue } = await parallel.step(batch.x, batch.y, seeds, optimizer));
+        } else {
+          const { x, y } = batchTensors(batch.x, batch.y, shape);
+          const { loss, correct } = trainStep(learner, optimizer, vars, decayed, x, y, seeds);
+          [lossValue] = await loss.data();
+          [correctValue] = await correct.data();
+          tf.dispose([x, y, loss, correct]);
+        }
+        if (!Number.isFinite(lossValue)) {
+          throw new Error(`training diverged: loss is ${lossValue} at epoch ${epoch + 1} step ${step + 1} (try a lower --lr)`);
+        }
+        const bs = indices.length;
+        lossSum += lossValue * bs;
+        correctSum += correctValue;
+        seen += bs;
+        emit({
+          type: 'step',
+          epoch,
+          step: step + 1,
+          stepsPerEpoch,
+          loss: lossValue,
+          accuracy: correctValue / bs,
+          imagesPerSecond: bs / ((performance.now() - t0) / 1000),
+          lr,
+        });
+      },
+      endEpoch: async (epoch) => {
+        const seconds = (performance.now() - epochStart) / 1000;
+        const clean = await evaluateAccuracy(model, test, {
+          batchSize: 256,
+          onBatch: (done, total) => emit({ type: 'evaluate', what: 'clean', done, total }),
+        });
+        const metrics: EpochMetrics = {
+          epoch: epoch + 1,
+          loss: seen ? lossSum / seen : NaN,
+          trainAccuracy: seen ? correctSum / seen : NaN,
+          testAccuracy: clean.accuracy,
+          imagesPerSecond: seen / seconds,
+          seconds,
+        };
+        meta.history.push(metrics);
+        emit({ type: 'epoch', metrics });
+        if (epoch + 1 === cfg.epochs) {
+          const robust = await evaluateAccuracy(model, test, {
+            batchSize: 256,
+            attack: { ...cfg.evalAttack, seed: subSeed(cfg.seed, 'eval-attack') },
+            onBatch: (done, total) => emit({ type: 'evaluate', what: 'robust', done, total }),
+          });
+          meta.metrics = { cleanAccuracy: clean.accuracy, robustAccuracy: robust.accuracy, evalSamples: test.n, evalAttack: cfg.evalAttack };
+          meta.progress.complete = true;
+        }
+      },
+    }));
+  } catch (err) {
+    await parallel?.terminate();
+    disposeLearner(learner);
+    optimizer.dispose();
+    throw err;
+  }
+  await parallel?.close();
+  // A call stopped before its first step still leaves a checkpoint to resume from.
+  if (!saved && !resumed) await snapshot();
+  if (meta.progress.complete) emit({ type: 'done', meta });
+  disposeLearner(learner);
+  optimizer.dispose();
+  return meta;
+
+  /** The epochs and steps of this call, with their checkpoints and evaluations. */
+  async function trainEpochs(): Promise<void> {
+    let stepsThisCall = 0;
+    let saved = false;
+    const stopEarly = () => req.maxSteps !== undefined && stepsThisCall >= req.maxSteps;
+    const snapshot = async () => {
+      meta.backend = activeBackend();
+      meta.provenance = provenance(activeBackend());
+      await writeCheckpoint(req.out, learner, optimizer, meta);
+      saved = true;
+      emit({ type: 'checkpoint', dir: req.out, epochsDone: meta.progress.epochsDone, stepInEpoch: meta.progress.stepInEpoch });
+    };
+
+    const shape = inputShape;
+    while (meta.progress.epochsDone < cfg.epochs && !stopEarly()) {
+      const epoch = meta.progress.epochsDone;
+      const order = batchIndices(train.n, cfg.batchSize, makeRng(subSeed(cfg.seed, 'epoch', epoch)));
+      const epochStart = performance.now();
+      let lossSum = 0;
+      let correctSum = 0;
+      let seen = 0;
+      for (let step = meta.progress.stepInEpoch; step < order.length; step++) {
+        if (stopEarly()) break;
+        const lr = learningRateAt(cfg.schedule, cfg.lr, meta.progress.globalStep, totalSteps);
+        setLearningRate(optimizer, lr);
+        const t0 = performance.now();
+        const batch = gatherBatch(train, order[step]);
+        const seeds = {
+          attack: subSeed(cfg.seed, 'attack', meta.progress.globalStep),
+          augment: subSeed(cfg.seed, 'augment', meta.progress.globalStep),
+        };
+        let lossValue: number;
+        let correctValue: number;
+        if (parallel) {
+          ({ loss: lossValue, correct: correctValue } = await parallel.step(batch.x, batch.y, seeds, optimizer));
+        } else {
+          const { x, y } = batchTensors(batch.x, batch.y, shape);
+          const { loss, correct } = trainStep(learner, optimizer, vars, decayed, x, y, seeds);
+          [lossValue] = await loss.data();
+          [correctValue] = await correct.data();
+          tf.dispose([x, y, loss, correct]);
+        }
+        if (!Number.isFinite(lossValue)) {
+          throw new Error(`training diverged: loss is ${lossValue} at epoch ${epoch + 1} step ${step + 1} (try a lower --lr)`);
+        }
+        const bs = order[step].length;
+        lossSum += lossValue * bs;
+        correctSum += correctValue;
+        seen += bs;
+        meta.progress.stepInEpoch = step + 1;
+        meta.progress.globalStep += 1;
+        stepsThisCall += 1;
+        emit({
+          type: 'step',
+          epoch,
+          step: step + 1,
+          stepsPerEpoch,
+          loss: lossValue,
+          accuracy: correctValue / bs,
+          imagesPerSecond: bs / ((performance.now() - t0) / 1000),
+          lr,
+        });
+        if (cfg.saveEvery > 0 && meta.progress.globalStep % cfg.saveEvery === 0 && step + 1 < order.length) await snapshot();
       }
-      const bs = indices.length;
-      lossSum += lossValue * bs;
-      correctSum += correctValue;
-      seen += bs;
-      emit({
-        type: 'step',
-        epoch,
-        step: step + 1,
-        stepsPerEpoch,
-        loss: lossValue,
-        accuracy: correctValue / bs,
-        imagesPerSecond: bs / ((performance.now() - t0) / 1000),
-        lr,
-      });
-    },
-    endEpoch: async (epoch) => {
+      if (meta.progress.stepInEpoch < order.length) {
+        // Interrupted mid-epoch (maxSteps): keep the partial progress so a resume continues exactly here.
+        await snapshot();
+        break;
+      }
       const seconds = (performance.now() - epochStart) / 1000;
       const clean = await evaluateAccuracy(model, test, {
         batchSize: 256,
@@ -190,8 +319,10 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
         seconds,
       };
       meta.history.push(metrics);
+      meta.progress.epochsDone = epoch + 1;
+      meta.progress.stepInEpoch = 0;
       emit({ type: 'epoch', metrics });
-      if (epoch + 1 === cfg.epochs) {
+      if (meta.progress.epochsDone === cfg.epochs) {
         const robust = await evaluateAccuracy(model, test, {
           batchSize: 256,
           attack: { ...cfg.evalAttack, seed: subSeed(cfg.seed, 'eval-attack') },
@@ -200,12 +331,10 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
         meta.metrics = { cleanAccuracy: clean.accuracy, robustAccuracy: robust.accuracy, evalSamples: test.n, evalAttack: cfg.evalAttack };
         meta.progress.complete = true;
       }
-    },
-  });
-  // A call stopped before its first step still leaves a checkpoint to resume from.
-  if (!saved && !resumed) await snapshot();
-  if (meta.progress.complete) emit({ type: 'done', meta });
-  disposeLearner(learner);
-  optimizer.dispose();
-  return meta;
+      await snapshot();
+    }
+    // A call stopped before its first step still leaves a checkpoint to resume from.
+    if (!saved && !resumed) await snapshot();
+    if (meta.progress.complete) emit({ type: 'done', meta });
+  }
 }

@@ -46,7 +46,7 @@ const AUGMENTS: Record<Exclude<TrainConfig['augment'], 'none'>, AugmentConfig> =
   contrastive: CONTRASTIVE_AUGMENT,
 };
 
-function augmentView(x: tf.Tensor4D, cfg: TrainConfig, seed: number, view: number): tf.Tensor4D {
+export function augmentView(x: tf.Tensor4D, cfg: TrainConfig, seed: number, view: number): tf.Tensor4D {
   if (cfg.augment === 'none') return tf.clone(x);
   return augment(x, makeRng(subSeed(seed, 'view', view)), AUGMENTS[cfg.augment]);
 }
@@ -281,6 +281,43 @@ export function prepareBatch(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, s
   return learner.cfg.scheme === 'sl' ? prepareSupervised(learner, x, y, seeds) : prepareContrastive(learner, x, y, seeds);
 }
 
+/** The gradients of one batch's objective, before any optimizer sees them (the caller disposes every tensor). */
+export interface BatchGradients {
+  /** The objective (loss + weight decay), times `scale`. */
+  value: tf.Scalar;
+  /** Number of correct predictions of the batch. */
+  correct: tf.Scalar;
+  /** Gradient per variable name of `vars`. */
+  grads: tf.NamedTensorMap;
+}
+
+/**
+ * Gradients of the prepared batch's loss (+ L2 weight decay on `decayed` kernels) with respect to
+ * `vars`. `scale` multiplies the objective: a data-parallel shard of n_k of N images passes n_k / N,
+ * so the shards' gradients sum to the gradient of the batch mean (src/train/data-parallel.ts).
+ */
+export function batchGradients(
+  learner: Learner,
+  vars: tf.Variable[],
+  decayed: tf.Variable[],
+  x: tf.Tensor4D,
+  y: tf.Tensor1D,
+  seeds: BatchSeeds,
+  scale = 1,
+): BatchGradients {
+  const batch = prepareBatch(learner, x, y, seeds);
+  let correct: tf.Scalar | undefined;
+  const wd = learner.cfg.weightDecay;
+  const { value, grads } = tf.variableGrads(() => {
+    const { loss, logits } = batch.loss();
+    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
+    const objective = wd === 0 || decayed.length === 0 ? loss : (tf.add(loss, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar);
+    return scale === 1 ? objective : (tf.mul(objective, scale) as tf.Scalar);
+  }, vars);
+  tf.dispose(batch.tensors);
+  return { value, correct: correct!, grads };
+}
+
 /**
  * One optimizer step: loss (+ L2 weight decay on `decayed` kernels) of the prepared batch.
  * Returns the loss and the number of correct predictions.
@@ -294,20 +331,10 @@ export function trainStep(
   y: tf.Tensor1D,
   seeds: BatchSeeds,
 ): { loss: tf.Scalar; correct: tf.Scalar } {
-  const batch = prepareBatch(learner, x, y, seeds);
-  let correct: tf.Scalar | undefined;
-  const wd = learner.cfg.weightDecay;
-  const { value, grads } = tf.variableGrads(() => {
-    const { loss, logits } = batch.loss();
-    correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
-    if (wd === 0 || decayed.length === 0) return loss;
-    const l2 = tf.addN(decayed.map((v) => tf.sum(tf.square(v))));
-    return tf.add(loss, tf.mul(0.5 * wd, l2)) as tf.Scalar;
-  }, vars);
+  const { value, correct, grads } = batchGradients(learner, vars, decayed, x, y, seeds);
   optimizer.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
   tf.dispose(Object.values(grads));
-  tf.dispose(batch.tensors);
-  return { loss: value, correct: correct! };
+  return { loss: value, correct };
 }
 
 /** The objective of a batch without updating anything (tests: does training lower it?). */

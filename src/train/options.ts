@@ -69,6 +69,12 @@ export interface TrainConfig {
   seed: number;
   /** Checkpoint every N optimizer steps as well as at every epoch end (0 = epochs only). */
   saveEvery: number;
+  /**
+   * Threads that share each step (data-parallel, src/train/data-parallel.ts): 1 = the main thread
+   * alone (the reference results); N > 1 splits every batch into N shards. A run control: recorded,
+   * but a resume may change it.
+   */
+  workers: number;
 }
 
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
@@ -99,6 +105,7 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
   evalAttack: { ...DEFAULT_PGD, eps: 0.1, stepSize: 0.01, steps: 20, randomStart: true },
   seed: 0,
   saveEvery: 0,
+  workers: 1,
 };
 
 export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
@@ -155,7 +162,25 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (cfg.optimizer !== 'sgd' && cfg.optimizer !== 'adam') throw new InputError(`--optimizer: expected sgd or adam, got '${cfg.optimizer}'`);
   validatePgd(cfg.attack);
   validatePgd(cfg.evalAttack);
+  int('--workers', cfg.workers, 1);
+  const why = cfg.workers > 1 ? workersUnsupported(cfg) : null;
+  if (why) throw new InputError(`--workers: ${why}`);
   return cfg;
+}
+
+/**
+ * Why `cfg` cannot train data-parallel over several threads, or null when it can. Objectives that are
+ * means over samples split into shards exactly; the plain contrastive losses are exact with an
+ * all-gather of the embeddings; a contrastive attack maximises a batch loss whose negatives move at
+ * every attack step, which shards cannot reproduce without an all-gather per attack step.
+ */
+export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method'>): string | null {
+  if (cfg.scheme === 'sl' || cfg.method === 'none') return null;
+  return (
+    `--scheme ${cfg.scheme} --method ${cfg.method} trains on an attack that maximises a batch contrastive loss ` +
+    `(each image's negatives are the rest of the batch, and they move at every attack step), which shards cannot reproduce; ` +
+    `use --workers 1 (worker threads support sl with every method, and cl/scl with regime st)`
+  );
 }
 
 /** The fields that must match for `--resume` to continue a run rather than start another. */

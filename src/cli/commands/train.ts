@@ -131,6 +131,12 @@ export const trainCommand: CommandModule = {
       .option('norm', { choices: ['linf', 'l2'], default: 'linf', describe: 'Threat model of the training and evaluation attacks' })
       .option('seed', { type: 'number', default: DEFAULT_TRAIN.seed, describe: 'Seed for initialisation, shuffles and attacks' })
       .option('save-every', { type: 'number', default: 0, describe: 'Also checkpoint every N steps (0 = at epoch ends only)' })
+      .option('workers', {
+        type: 'number',
+        default: DEFAULT_TRAIN.workers,
+        describe:
+          'Threads per step (data-parallel, wasm/cpu): each takes a contiguous shard of the batch on its own backend instance; 2 uses both cores of a 2-core machine. 1 = one thread (the reference results); BatchNorm statistics are per shard',
+      })
       .option('resume', { type: 'boolean', default: false, describe: 'Continue from the last complete checkpoint in --out' });
     b = attackFlags(b, '', DEFAULT_TRAIN.attack, 'training attack (regime at)');
     b = attackFlags(b, 'eval-', DEFAULT_TRAIN.evalAttack, 'final robust-accuracy attack');
@@ -171,6 +177,7 @@ export const trainCommand: CommandModule = {
       evalAttack: readAttackFlags(a, 'eval-', String(a.norm)),
       seed: a.seed as number,
       saveEvery: a['save-every'] as number,
+      workers: a.workers as number,
       onEvent: trainProgressPrinter('train'),
     };
     const regime = String(a.regime);

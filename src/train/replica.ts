@@ -1,0 +1,238 @@
+import * as tf from '@tensorflow/tfjs';
+import { l2Normalize } from '../models/projection.js';
+import { crossEntropyPerSample } from '../attacks/losses.js';
+import { subSeed } from '../util/rng.js';
+import { augmentView, batchGradients, type BatchGradients, type BatchSeeds } from './methods.js';
+import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
+import { stopGradient } from './gradients.js';
+import { learnerVariables, learnerWeights, type Learner } from './learner.js';
+
+/**
+ * One replica of a data-parallel training step (src/train/data-parallel.ts): the learner of the main
+ * thread or of a worker thread, and what it does with its shard of a batch. Weights, gradients and
+ * moving statistics cross threads as flat Float32Arrays in the fixed orders below.
+ */
+
+/** A contiguous slice [start, end) of a batch. */
+export interface ShardRange {
+  start: number;
+  end: number;
+}
+
+/** Split n samples into `count` contiguous shards, sizes differing by at most one (earlier shards larger). */
+export function shardRanges(n: number, count: number): ShardRange[] {
+  const base = Math.floor(n / count);
+  const extra = n % count;
+  const out: ShardRange[] = [];
+  let start = 0;
+  for (let k = 0; k < count; k++) {
+    const end = start + base + (k < extra ? 1 : 0);
+    out.push({ start, end });
+    start = end;
+  }
+  return out;
+}
+
+/** Shard k's own attack and augmentation seeds, derived from the step's. */
+export function shardSeeds(seeds: BatchSeeds, shard: number): BatchSeeds {
+  return { attack: subSeed(seeds.attack, 'shard', shard), augment: subSeed(seeds.augment, 'shard', shard) };
+}
+
+/** sum_k weights[k] * parts[k], elementwise, accumulated in double precision. */
+export function weightedSum(parts: ArrayLike<number>[], weights: number[]): Float32Array {
+  const out = new Float32Array(parts[0].length);
+  for (let i = 0; i < out.length; i++) {
+    let s = 0;
+    for (let k = 0; k < parts.length; k++) s += weights[k] * parts[k][i];
+    out[i] = s;
+  }
+  return out;
+}
+
+export function flatSize(shapes: number[][]): number {
+  return shapes.reduce((s, shape) => s + shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** Copy tensors into one flat array, in order. */
+export function flatten(tensors: tf.Tensor[], into?: Float32Array): Float32Array {
+  const out = into ?? new Float32Array(flatSize(tensors.map((t) => t.shape)));
+  let offset = 0;
+  for (const t of tensors) {
+    const v = t.dataSync() as Float32Array;
+    out.set(v, offset);
+    offset += v.length;
+  }
+  return out;
+}
+
+/** The tensors of `shapes` cut from a flat array (caller disposes). */
+export function unflatten(flat: Float32Array, shapes: number[][]): tf.Tensor[] {
+  let offset = 0;
+  return shapes.map((shape) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    // slice(): a private copy (a SharedArrayBuffer view must not become a tensor's storage).
+    const t = tf.tensor(flat.slice(offset, offset + size), shape, 'float32');
+    offset += size;
+    return t;
+  });
+}
+
+/** What a replica hands back for its shard: its share of the objective's gradient and of the batch figures. */
+export interface ShardResult {
+  /** Gradients in learnerVariables order; the shards' sum is the batch gradient. */
+  grads: Float32Array;
+  /** This shard's share of the batch loss (the shares sum to the batch loss). */
+  loss: number;
+  correct: number;
+}
+
+export class Replica {
+  /** Every weight (trainable and not), the broadcast order. */
+  readonly weights: tf.LayerVariable[];
+  /** Non-trainable weights (BatchNorm moving statistics), averaged over replicas after each step. */
+  readonly stats: tf.LayerVariable[];
+  readonly vars: tf.Variable[];
+  readonly decayed: tf.Variable[];
+  /** Contrastive shards keep their augmented views between the embedding and the gradient phase. */
+  private views: [tf.Tensor4D, tf.Tensor4D] | null = null;
+  private labels: tf.Tensor1D | null = null;
+
+  constructor(readonly learner: Learner) {
+    this.weights = learnerWeights(learner);
+    this.stats = this.weights.filter((w) => !w.trainable);
+    this.vars = learnerVariables(learner);
+    this.decayed = this.vars.filter((v) => /kernel/.test(v.name));
+  }
+
+  get weightShapes(): number[][] {
+    return this.weights.map((w) => w.shape as number[]);
+  }
+  get statShapes(): number[][] {
+    return this.stats.map((w) => w.shape as number[]);
+  }
+  get varShapes(): number[][] {
+    return this.vars.map((v) => v.shape);
+  }
+
+  readWeights(into?: Float32Array): Float32Array {
+    return flatten(this.weights.map((w) => w.read()), into);
+  }
+  readStats(into?: Float32Array): Float32Array {
+    return flatten(this.stats.map((w) => w.read()), into);
+  }
+  private write(targets: tf.LayerVariable[], flat: Float32Array): void {
+    const tensors = unflatten(flat, targets.map((w) => w.shape as number[]));
+    targets.forEach((w, i) => w.write(tensors[i]));
+    tf.dispose(tensors);
+  }
+  writeWeights(flat: Float32Array): void {
+    this.write(this.weights, flat);
+  }
+  writeStats(flat: Float32Array): void {
+    this.write(this.stats, flat);
+  }
+
+  private finish(g: BatchGradients): ShardResult {
+    const grads = flatten(this.vars.map((v) => g.grads[v.name]));
+    const loss = g.value.dataSync()[0];
+    const correct = g.correct.dataSync()[0];
+    tf.dispose([g.value, g.correct, ...Object.values(g.grads)]);
+    return { grads, loss, correct };
+  }
+
+  /**
+   * Objectives that are means over samples (sl: cross-entropy, TRADES; attacks per sample): the
+   * gradient of `scale` times the shard's objective, scale = shard size / batch size.
+   */
+  meanShard(x: Float32Array, y: Int32Array, shape: [number, number, number], seeds: BatchSeeds, scale: number): ShardResult {
+    const xs = tf.tensor4d(x, [y.length, ...shape]);
+    const ys = tf.tensor1d(y, 'int32');
+    try {
+      return this.finish(batchGradients(this.learner, this.vars, this.decayed, xs, ys, seeds, scale));
+    } finally {
+      tf.dispose([xs, ys]);
+    }
+  }
+
+  /** Contrastive phase 1 on a shard's images: its two augmented views, then embedShard. */
+  embedImages(x: Float32Array, y: Int32Array, shape: [number, number, number], seeds: BatchSeeds): Float32Array {
+    const xs = tf.tensor4d(x, [y.length, ...shape]);
+    const cfg = this.learner.cfg;
+    const views: [tf.Tensor4D, tf.Tensor4D] = [augmentView(xs, cfg, seeds.augment, 1), augmentView(xs, cfg, seeds.augment, 2)];
+    xs.dispose();
+    return this.embedShard(views, y);
+  }
+
+  /**
+   * Contrastive phase 1: the embeddings [z1; z2] ([2n, d]) of the shard's two views (kept, and
+   * disposed, by the replica), by a training-mode forward as in the step. BatchNorm moving statistics
+   * are restored afterwards, so only phase 2's forward moves them, once per step as without workers.
+   */
+  embedShard(views: [tf.Tensor4D, tf.Tensor4D], y: Int32Array): Float32Array {
+    this.dropViews();
+    const { learner } = this;
+    this.views = views;
+    this.labels = tf.tensor1d(y, 'int32');
+    const saved = this.stats.map((w) => w.read().clone());
+    const z = tf.tidy(() => {
+      const feats = learner.features.apply(tf.concat(views, 0), { training: true }) as tf.Tensor2D;
+      return l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
+    });
+    this.stats.forEach((w, i) => w.write(saved[i]));
+    tf.dispose(saved);
+    const out = (z.dataSync() as Float32Array).slice();
+    z.dispose();
+    return out;
+  }
+
+  /**
+   * Contrastive phase 2 (plain SimCLR / SupCon, method 'none'): the full-batch contrastive loss over
+   * every shard's embeddings, with the other shards' as constants and this shard's recomputed live,
+   * plus `scale` times this shard's online-probe cross-entropy and weight decay. Summed over shards,
+   * these gradients are the gradient of the full-batch objective: the contrastive term depends on this
+   * replica's weights only through its own shard's embeddings.
+   *   gathered[j]: shard j's [z1_j; z2_j]; own: this shard's index in it; labels: the whole batch's.
+   */
+  contrastShard(gathered: Float32Array[], own: number, labels: Int32Array, scale: number): ShardResult {
+    const { learner, views, decayed } = this;
+    if (!views || !this.labels) throw new Error('contrastShard before embedShard (a bug)');
+    const y = this.labels;
+    const cfg = learner.cfg;
+    const d = gathered[own].length / (2 * y.shape[0]);
+    const allLabels = tf.tensor1d(labels, 'int32');
+    const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
+    const constants = gathered.map((z, j) => {
+      if (j === own) return null;
+      const n = z.length / (2 * d);
+      return [tf.tensor2d(z.subarray(0, n * d), [n, d]), tf.tensor2d(z.subarray(n * d), [n, d])] as const;
+    });
+    let correct: tf.Scalar | undefined;
+    let reported: tf.Scalar | undefined;
+    const wd = cfg.weightDecay;
+    const { grads, value } = tf.variableGrads(() => {
+      const feats = learner.features.apply(tf.concat(views, 0), { training: true }) as tf.Tensor2D;
+      const z = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
+      const [z1, z2] = tf.split(z, 2, 0) as tf.Tensor2D[];
+      const [f1] = tf.split(feats, 2, 0) as tf.Tensor2D[];
+      const all = (view: 0 | 1, live: tf.Tensor2D) => tf.concat(constants.map((c) => (c ? c[view] : live)), 0) as tf.Tensor2D;
+      const contrast = tf.mean(contrastivePerImage([all(0, z1), all(1, z2)], groups, cfg.temperature)) as tf.Scalar;
+      const logits = learner.model.getLayer('logits').apply(stopGradient(f1)) as tf.Tensor2D;
+      correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
+      let shardTerm = tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar;
+      if (wd !== 0 && decayed.length > 0) shardTerm = tf.add(shardTerm, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar;
+      // Every shard computes the same full-batch contrastive value; report `scale` of it so the shares sum to it.
+      reported = tf.keep(tf.mul(scale, tf.add(contrast, shardTerm))) as tf.Scalar;
+      return tf.add(contrast, tf.mul(scale, shardTerm)) as tf.Scalar;
+    }, this.vars);
+    value.dispose();
+    tf.dispose([allLabels, groups, ...constants.flatMap((c) => (c ? [...c] : []))]);
+    this.dropViews();
+    return this.finish({ value: reported!, correct: correct!, grads });
+  }
+
+  dropViews(): void {
+    if (this.views) tf.dispose([...this.views, this.labels!]);
+    this.views = null;
+    this.labels = null;
+  }
+}

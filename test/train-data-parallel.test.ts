@@ -1,0 +1,314 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend/index.js';
+import { trainModel, type TrainRequest } from '../src/train/loop.js';
+import { loadCheckpoint } from '../src/models/checkpoint.js';
+import { buildModel, resolveArch } from '../src/models/architectures.js';
+import { loadDataset, gatherBatch } from '../src/data/index.js';
+import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
+import { makeLearner, learnerVariables, learnerWeights, disposeLearner, type Learner } from '../src/train/learner.js';
+import { augmentView, batchGradients, batchLoss, trainStep } from '../src/train/methods.js';
+import { startDataParallel } from '../src/train/data-parallel.js';
+import { Replica, shardRanges, weightedSum } from '../src/train/replica.js';
+import type { CheckpointMeta } from '../src/train/meta.js';
+import { InputError } from '../src/errors.js';
+
+const FIXTURE = path.resolve('fixtures/cifar10');
+const PGD = { norm: 'linf' as const, eps: 0.03, stepSize: 0.015, steps: 2, randomStart: true, restarts: 1, seed: 0 };
+
+function tiny(out: string, extra: Partial<TrainRequest> = {}): TrainRequest {
+  return {
+    out,
+    dataset: 'cifar10',
+    dataDir: FIXTURE,
+    limit: 48,
+    evalLimit: 16,
+    arch: 'convnet',
+    width: 4,
+    epochs: 2,
+    batchSize: 16,
+    optimizer: 'sgd',
+    lr: 0.05,
+    evalAttack: { norm: 'linf', eps: 0.03, stepSize: 0.01, steps: 1, randomStart: false, restarts: 1, seed: 0 },
+    seed: 5,
+    ...extra,
+  };
+}
+
+async function weightsOf(dir: string): Promise<Float32Array[]> {
+  const { model } = await loadCheckpoint<CheckpointMeta>(dir);
+  const values = model.getWeights().map((w) => w.dataSync() as Float32Array);
+  model.dispose();
+  return values;
+}
+
+function maxDiff(a: ArrayLike<number>[], b: ArrayLike<number>[]): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    assert.equal(a[i].length, b[i].length);
+    for (let j = 0; j < a[i].length; j++) m = Math.max(m, Math.abs(a[i][j] - b[i][j]));
+  }
+  return m;
+}
+
+/** A small model without BatchNorm (conv -> pool -> logits), so shards see exactly the batch's function. */
+function noBatchNormModel(seed: number): tf.LayersModel {
+  const input = tf.input({ shape: [8, 8, 3] });
+  const c = tf.layers.conv2d({ name: 'conv', filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: tf.initializers.heNormal({ seed }) }).apply(input);
+  const p = tf.layers.globalAveragePooling2d({ name: 'pool' }).apply(c);
+  const out = tf.layers.dense({ name: 'logits', units: 10, kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }).apply(p) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: out });
+}
+
+function twinLearners(cfg: TrainConfig, projection?: { hidden: number; dim: number }): [Learner, Learner] {
+  const a = makeLearner(noBatchNormModel(3), cfg, projection);
+  const b = makeLearner(noBatchNormModel(3), cfg, projection);
+  learnerWeights(b).forEach((w, i) => w.write(learnerWeights(a)[i].read()));
+  return [a, b];
+}
+
+function syntheticBatch(n: number, seed: number): { x: Float32Array; y: Int32Array } {
+  const x = tf.tidy(() => tf.randomUniform([n, 8, 8, 3], 0, 1, 'float32', seed).dataSync() as Float32Array);
+  return { x, y: Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % 10) };
+}
+
+let root: string;
+before(async () => {
+  await initBackend('wasm');
+  root = await mkdtemp(path.join(tmpdir(), 'robustsim-dp-'));
+});
+
+test('shards split a batch contiguously with sizes differing by at most one; weightedSum matches float64', () => {
+  assert.deepEqual(shardRanges(7, 2), [{ start: 0, end: 4 }, { start: 4, end: 7 }]);
+  assert.deepEqual(shardRanges(1, 2), [{ start: 0, end: 1 }, { start: 1, end: 1 }]);
+  assert.deepEqual(shardRanges(9, 3).map((r) => r.end - r.start), [3, 3, 3]);
+  const a = [1.5, -2, 1e-3];
+  const b = [0.25, 4, 3];
+  const got = weightedSum([Float32Array.from(a), Float32Array.from(b)], [4 / 7, 3 / 7]);
+  a.forEach((v, i) => assert.ok(Math.abs(got[i] - ((4 / 7) * v + (3 / 7) * b[i])) < 1e-6));
+});
+
+test('sl PGD-AT over 2 threads: two steps give the single-thread weights (no BatchNorm, unequal shards, weight decay)', async () => {
+  // randomStart false: the attack is deterministic per sample, so shards attack exactly as the whole batch.
+  const cfg = resolveTrainConfig({ scheme: 'sl', regime: 'at', method: 'pgd', augment: 'none', attack: { ...PGD, randomStart: false }, weightDecay: 0.01, workers: 2 });
+  const [single, sharded] = twinLearners(cfg);
+  const vars = learnerVariables(single);
+  const decayed = vars.filter((v) => /kernel/.test(v.name));
+  // lr 1: the weights move by the gradient itself, so a gradient error of 1e-4 shows as a weight error of 1e-4.
+  const optSingle = tf.train.sgd(1);
+  const optSharded = tf.train.sgd(1);
+  const dp = await startDataParallel(sharded, 2, [8, 8, 3], undefined);
+  try {
+    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
+    for (let s = 0; s < 2; s++) {
+      const { x, y } = syntheticBatch(7, 10 + s);
+      const seeds = { attack: s, augment: s };
+      const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+      const ys = tf.tensor1d(y, 'int32');
+      const ref = trainStep(single, optSingle, vars, decayed, xs, ys, seeds);
+      const got = await dp.step(x, y, seeds, optSharded);
+      assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
+      assert.equal(got.correct, ref.correct.dataSync()[0]);
+      tf.dispose([xs, ys, ref.loss, ref.correct]);
+    }
+    const a = learnerWeights(single).map((w) => w.read().dataSync());
+    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
+    assert.ok(maxDiff(a, b) < 1e-4, `weights differ by ${maxDiff(a, b)}`);
+    // The steps moved the weights far more than the tolerance (else the comparison means nothing).
+    assert.ok(maxDiff(a, start) > 1e-2, `weights moved only ${maxDiff(a, start)}`);
+  } finally {
+    await dp.close();
+    disposeLearner(single);
+    disposeLearner(sharded);
+    optSingle.dispose();
+    optSharded.dispose();
+  }
+});
+
+test('cl: the shards\' all-gathered contrastive gradients sum to the full-batch gradient (no BatchNorm, unequal shards)', () => {
+  const cfg = resolveTrainConfig({ scheme: 'cl', regime: 'st', augment: 'supervised', weightDecay: 0.01, temperature: 0.5 });
+  const projection = { hidden: 8, dim: 4 };
+  const [single, sharded] = twinLearners(cfg, projection);
+  const { x, y } = syntheticBatch(7, 3);
+  const seeds = { attack: 1, augment: 2 };
+  const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+  const ys = tf.tensor1d(y, 'int32');
+  const vars = learnerVariables(single);
+  const decayed = vars.filter((v) => /kernel/.test(v.name));
+  const ref = batchGradients(single, vars, decayed, xs, ys, seeds);
+  const refGrads = vars.map((v) => ref.grads[v.name].dataSync());
+  // The same views as the full batch's (augmentView with the batch seed), cut into shards of 4 and 3.
+  const [v1, v2] = [1, 2].map((view) => augmentView(xs, cfg, seeds.augment, view));
+  const ranges = shardRanges(7, 2);
+  const replicas = [new Replica(single), new Replica(sharded)];
+  const gathered = ranges.map((r, k) =>
+    replicas[k].embedShard(
+      [v1.slice(r.start, r.end - r.start), v2.slice(r.start, r.end - r.start)],
+      y.slice(r.start, r.end),
+    ),
+  );
+  const results = ranges.map((r, k) => replicas[k].contrastShard(gathered, k, y, (r.end - r.start) / 7));
+  const summed = weightedSum(results.map((r) => r.grads), [1, 1]);
+  let offset = 0;
+  const split = refGrads.map((g) => summed.subarray(offset, (offset += g.length)));
+  assert.ok(maxDiff(split, refGrads) < 1e-4, `gradients differ by ${maxDiff(split, refGrads)}`);
+  assert.ok(refGrads.some((g) => g.some((v) => Math.abs(v) > 1e-3)), 'the reference gradient is not trivially zero');
+  // Shares of the loss sum to the batch loss; correct counts to the batch's.
+  assert.ok(Math.abs(results[0].loss + results[1].loss - ref.value.dataSync()[0]) < 1e-4);
+  assert.equal(results[0].correct + results[1].correct, ref.correct.dataSync()[0]);
+  // One shard's gradient alone is not the batch's (the test would catch a missing all-gather or sum).
+  assert.ok(maxDiff([results[0].grads], [summed]) > 1e-3);
+  tf.dispose([xs, ys, v1, v2, ref.value, ref.correct, ...Object.values(ref.grads)]);
+  disposeLearner(single);
+  disposeLearner(sharded);
+});
+
+test('BatchNorm moving statistics after a 2-thread step are the sample-weighted mean of the replicas\' (first layer: the batch\'s)', async () => {
+  // Standard training: the first BatchNorm layer sees conv(x), linear in x, so the sample-weighted mean of the
+  // shards' batch means is the whole batch's mean and its moving mean must match the single-thread step's.
+  const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'sl', regime: 'st', augment: 'none', workers: 2 });
+  const ds = await loadDataset({ name: 'cifar10', split: 'train', dataDir: FIXTURE, seed: 0, limit: 15 });
+  const build = () => makeLearner(buildModel({ arch: resolveArch('convnet', 4), inputShape: [32, 32, 3], numClasses: 10, seed: 1 }).model, cfg, undefined);
+  const single = build();
+  const sharded = build();
+  const batch = gatherBatch(ds, Array.from({ length: 15 }, (_, i) => i));
+  const xs = tf.tensor4d(batch.x, [15, 32, 32, 3]);
+  const ys = tf.tensor1d(batch.y, 'int32');
+  const vars = learnerVariables(single);
+  const optSingle = tf.train.sgd(0.1);
+  const optSharded = tf.train.sgd(0.1);
+  const r = trainStep(single, optSingle, vars, [], xs, ys, { attack: 0, augment: 0 });
+  const dp = await startDataParallel(sharded, 2, [32, 32, 3], undefined);
+  try {
+    await dp.step(batch.x, batch.y, { attack: 0, augment: 0 }, optSharded);
+  } finally {
+    await dp.close();
+  }
+  const mean = (l: Learner) => l.model.getLayer('conv1.bn').getWeights()[2].dataSync();
+  const initial = build();
+  assert.ok(maxDiff([mean(single)], [mean(initial)]) > 1e-3, 'the step moved the moving mean');
+  assert.ok(maxDiff([mean(single)], [mean(sharded)]) < 1e-5, `moving means differ by ${maxDiff([mean(single)], [mean(sharded)])}`);
+  tf.dispose([xs, ys, r.loss, r.correct]);
+  [single, sharded, initial].forEach(disposeLearner);
+  optSingle.dispose();
+  optSharded.dispose();
+});
+
+test('sl PGD-AT with 2 workers lowers the loss of a fixed fixture batch, finite, and the main thread leaks no tensors', async () => {
+  const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'sl', regime: 'at', method: 'pgd', attack: PGD, workers: 2 });
+  const ds = await loadDataset({ name: 'cifar10', split: 'train', dataDir: FIXTURE, seed: 0, limit: 32 });
+  const { model } = buildModel({ arch: resolveArch('convnet', 4), inputShape: [32, 32, 3], numClasses: 10, seed: 1 });
+  const learner = makeLearner(model, cfg, undefined);
+  const batch = gatherBatch(ds, Array.from({ length: 32 }, (_, i) => i));
+  const xs = tf.tensor4d(batch.x, [32, 32, 32, 3]);
+  const ys = tf.tensor1d(batch.y, 'int32');
+  const fixedSeeds = { attack: 99, augment: 99 };
+  const before = batchLoss(learner, xs, ys, fixedSeeds);
+  const opt = tf.train.adam(0.01);
+  const dp = await startDataParallel(learner, 2, [32, 32, 3], undefined);
+  const counts: number[] = [];
+  try {
+    for (let s = 0; s < 12; s++) {
+      const r = await dp.step(batch.x, batch.y, { attack: s, augment: s }, opt);
+      assert.ok(Number.isFinite(r.loss), `loss ${r.loss} at step ${s}`);
+      counts.push(tf.memory().numTensors);
+    }
+  } finally {
+    await dp.close();
+  }
+  const afterLoss = batchLoss(learner, xs, ys, fixedSeeds);
+  assert.ok(afterLoss < before, `loss on the fixed batch went from ${before} to ${afterLoss}`);
+  // Optimizer slots appear at the first update; from then on the count must not move.
+  assert.deepEqual(counts.slice(1), new Array(counts.length - 1).fill(counts[1]), `tensor counts per step: ${counts.join(', ')}`);
+  tf.dispose([xs, ys]);
+  opt.dispose();
+  disposeLearner(learner);
+});
+
+test('trainModel --workers 2: an interrupted sl PGD-AT run resumed with 2 workers matches an uninterrupted one, and records the count', async () => {
+  const straight = path.join(root, 'straight');
+  const interrupted = path.join(root, 'interrupted');
+  const counts: number[] = [];
+  const full = await trainModel(
+    tiny(straight, { regime: 'at', attack: PGD, workers: 2, onEvent: (e) => e.type === 'step' && counts.push(tf.memory().numTensors) }),
+  );
+  assert.equal(full.progress.complete, true);
+  assert.equal(full.config.workers, 2);
+  assert.ok(full.history.every((h) => Number.isFinite(h.loss)));
+  // Within each epoch (3 steps) the count must not move; slots appear at the first update. (The epoch-end
+  // evaluation keeps one tensor more with one thread too, so epochs are compared separately.)
+  assert.equal(counts.length, 6);
+  assert.deepEqual([counts[2], counts[4], counts[5]], [counts[1], counts[3], counts[3]], `tensor counts per step: ${counts.join(', ')}`);
+  const partial = await trainModel(tiny(interrupted, { maxSteps: 2, regime: 'at', attack: PGD, workers: 2 }));
+  assert.equal(partial.progress.globalStep, 2);
+  const resumed = await trainModel(tiny(interrupted, { resume: true, regime: 'at', attack: PGD, workers: 2 }));
+  assert.equal(resumed.progress.complete, true);
+  assert.equal(resumed.progress.globalStep, 6);
+  const a = await weightsOf(straight);
+  const b = await weightsOf(interrupted);
+  assert.ok(maxDiff(a, b) < 1e-5, `weights differ by ${maxDiff(a, b)}`);
+  // The data-parallel run is not the single-thread run (per-shard seeds and BatchNorm statistics).
+  const one = path.join(root, 'one');
+  await trainModel(tiny(one, { regime: 'at', attack: PGD }));
+  assert.ok(maxDiff(a, await weightsOf(one)) > 1e-5);
+});
+
+test('a run may resume with another worker count; meta records the latest', async () => {
+  const dir = path.join(root, 'switch');
+  await trainModel(tiny(dir, { maxSteps: 2, workers: 2 }));
+  const resumed = await trainModel(tiny(dir, { resume: true, workers: 1 }));
+  assert.equal(resumed.progress.complete, true);
+  assert.equal(resumed.config.workers, 1);
+});
+
+test('cl (SimCLR, regime st) trains with 2 workers: finite losses, complete checkpoint, no tensor leak on the main thread', async () => {
+  const dir = path.join(root, 'cl');
+  const counts: number[] = [];
+  const meta = await trainModel(tiny(dir, { scheme: 'cl', epochs: 1, limit: 64, workers: 2, projDim: 8, onEvent: (e) => e.type === 'step' && counts.push(tf.memory().numTensors) }));
+  assert.equal(meta.progress.complete, true);
+  assert.ok(Number.isFinite(meta.history[0].loss));
+  assert.equal(counts.length, 4);
+  assert.deepEqual(counts.slice(1), new Array(3).fill(counts[1]), `tensor counts per step: ${counts.join(', ')}`);
+});
+
+test('killing the workers mid-step settles the step, and a step after that rejects instead of hanging', async () => {
+  const cfg = resolveTrainConfig({ scheme: 'sl', regime: 'at', method: 'pgd', attack: PGD, workers: 2 });
+  const [learner, other] = twinLearners(cfg);
+  disposeLearner(other);
+  const dp = await startDataParallel(learner, 2, [8, 8, 3], undefined);
+  const { x, y } = syntheticBatch(64, 1);
+  const opt = tf.train.sgd(0.1);
+  // The main thread's shard runs synchronously inside step(); the worker's may or may not have answered yet.
+  const step = dp.step(x, y, { attack: 0, augment: 0 }, opt);
+  await dp.terminate();
+  await Promise.allSettled([step]);
+  await assert.rejects(dp.step(x, y, { attack: 1, augment: 1 }, opt), /training worker 1 exited/);
+  opt.dispose();
+  disposeLearner(learner);
+});
+
+test('--workers is validated, and contrastive adversarial methods refuse more than one worker', () => {
+  for (const workers of [0, 1.5, -1]) {
+    assert.throws(() => resolveTrainConfig({ workers }), (e: unknown) => e instanceof InputError && /--workers: expected an integer >= 1/.test(e.message));
+  }
+  for (const method of ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'] as const) {
+    for (const scheme of ['cl', 'scl'] as const) {
+      assert.throws(
+        () => resolveTrainConfig({ scheme, regime: 'at', method, workers: 2 }),
+        (e: unknown) => e instanceof InputError && /--workers/.test(e.message) && e.message.includes(method),
+      );
+      assert.doesNotThrow(() => resolveTrainConfig({ scheme, regime: 'at', method, workers: 1 }));
+    }
+  }
+  assert.doesNotThrow(() => resolveTrainConfig({ scheme: 'sl', regime: 'at', method: 'trades', workers: 2 }));
+  assert.doesNotThrow(() => resolveTrainConfig({ scheme: 'scl', regime: 'st', workers: 2 }));
+});
+
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
