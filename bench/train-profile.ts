@@ -8,6 +8,7 @@
  * kernels call internally are listed separately ("nested"), so nothing is counted twice. "outside
  * kernels" is the step time not spent in any kernel: tape bookkeeping, JS glue, tidy/dispose.
  * (wasm runs synchronously on the calling thread, so wall-clock around a kernel call is its cost.)
+ * The process CPU time per step is printed too: on a shared, loaded machine it varies less than wall time.
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
@@ -122,10 +123,13 @@ async function profile(label: string, cfgPart: Partial<TrainConfig>): Promise<vo
   stats.nested.clear();
   recording = true;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let i = 0; i < steps; i++) await run(warmup + i);
   const stepMs = (performance.now() - t0) / steps;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000 / steps;
   recording = false;
-  console.log(`\n## ${label}: ${fmt(stepMs)} ms/step (${fmt((batch * 1000) / stepMs)} img/s), batch ${batch}, ${steps} steps after ${warmup} warm-up`);
+  console.log(`\n## ${label}: ${fmt(stepMs)} ms/step (${fmt((batch * 1000) / stepMs)} img/s), process CPU ${fmt(cpuMs)} ms/step, batch ${batch}, ${steps} steps after ${warmup} warm-up`);
   const inKernels = printTable('Top-level kernels (inclusive time)', stats.top, stepMs, top);
   console.log(`\nIn kernels: ${fmt(inKernels)} ms/step; outside kernels (tape, JS glue, dispose): ${fmt(stepMs - inKernels)} ms/step (${fmt((100 * (stepMs - inKernels)) / stepMs)}%)`);
   if (stats.nested.size > 0) printTable('Nested kernels (called inside the kernels above; already included in their time)', stats.nested, stepMs, 12);
