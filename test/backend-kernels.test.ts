@@ -162,6 +162,27 @@ test('Tile on wasm matches cpu for float32, int32 and bool, including the BatchN
   }
 });
 
+test('Identity and same-dtype Cast on wasm share the buffer: same values, no copy, and disposal order does not matter', async () => {
+  await tf.setBackend('wasm');
+  const buffers = tf.engine().backend.numDataIds();
+  const x = tf.tensor(randomArray(24, 7), [2, 3, 4]);
+  const ints = tf.tensor([1, -2, 3], [3], 'int32');
+  const copies = [tf.clone(x), tf.cast(x, 'float32'), tf.cast(ints, 'int32')];
+  assert.equal(tf.engine().backend.numDataIds(), buffers + 2, 'no new buffers for clones and same-dtype casts');
+  assert.deepEqual(await copies[0].data(), await x.data());
+  assert.deepEqual(await copies[1].data(), await x.data());
+  assert.deepEqual(await copies[2].data(), await ints.data());
+  // A dtype-changing cast still converts.
+  const converted = tf.cast(x, 'int32');
+  assert.equal(converted.dtype, 'int32');
+  assert.deepEqual(Array.from(await converted.data()), Array.from(await x.data()).map((v) => Math.trunc(v) + 0)); // + 0: -0 becomes 0
+  x.dispose();
+  ints.dispose();
+  assert.deepEqual(await copies[1].data(), randomArray(24, 7), 'the shared buffer outlives the original tensor');
+  tf.dispose([...copies, converted]);
+  assert.equal(tf.engine().backend.numDataIds(), buffers, 'the shared buffer is freed with its last tensor');
+});
+
 test('tileInto matches a per-element reference', () => {
   const shape = [2, 3, 1];
   const reps = [2, 1, 3];

@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { InputError } from '../errors.js';
+import { installBatchNormGradients } from './batchnorm-grad.js';
+import { installLazyConvGradients } from './conv-lazy-grad.js';
 import { importOptional } from './optional-import.js';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
 import { prepareWebgpu } from './webgpu.js';
@@ -46,6 +48,8 @@ async function switchTo(choice: BackendChoice): Promise<string> {
     throw new InputError(`--backend: unknown backend '${String(choice)}' (expected one of: ${BACKEND_CHOICES.join(', ')})`);
   }
   if (chosen?.choice === choice && tfBackendName() === chosen.name) return chosen.name;
+  installLazyConvGradients();
+  installBatchNormGradients();
 
   const name = await prepare(choice);
   if (tfBackendName() !== name) {

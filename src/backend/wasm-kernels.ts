@@ -217,6 +217,24 @@ export function tileWasm({ inputs, backend, attrs }: KernelArgs): Info | undefin
   return out;
 }
 
+/**
+ * Identity and same-dtype Cast share the input's buffer instead of copying it. tfjs-wasm copies, and the
+ * engine clones (Identity) every tensor it saves for a backward pass, so a training step copied each
+ * activation several times. Tensors are immutable and the wasm backend reference-counts buffers (its
+ * own Reshape shares them the same way; tfjs' cpu backend does this for Identity and Cast too).
+ */
+export function identityWasm({ inputs, backend }: KernelArgs): Info | undefined {
+  const { x } = inputs as unknown as { x: Info };
+  if (x.dtype === 'string') return undefined;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+}
+
+export function castWasm(args: KernelArgs): Info | undefined {
+  const { x } = args.inputs as unknown as { x: Info };
+  return (args.attrs as unknown as tf.CastAttrs).dtype === x.dtype ? identityWasm(args) : undefined;
+}
+
 type Fast = (args: KernelArgs) => Info | undefined;
 
 /** Replace a built-in wasm kernel by `fast`, falling back to the original where `fast` declines. */
@@ -231,7 +249,7 @@ let registered: string[] | undefined;
 
 /**
  * Register the missing wasm gradient kernels (Conv2DBackpropFilter) and faster versions of slow ones
- * (Conv2DBackpropInput, Tile). Needs @tensorflow/tfjs-backend-wasm imported first (its kernels
+ * (Conv2DBackpropInput, Tile, and copy-free Identity and same-dtype Cast). Needs @tensorflow/tfjs-backend-wasm imported first (its kernels
  * are the building blocks). Idempotent; never replaces a Conv2DBackpropFilter that a later tfjs
  * version provides itself. Returns the names of the kernels registered.
  */
@@ -248,6 +266,8 @@ export function registerWasmGradientKernels(): string[] {
   for (const [name, fast] of [
     [tf.Conv2DBackpropInput, conv2dBackpropInputWasm],
     [tf.Tile, tileWasm],
+    [tf.Identity, identityWasm],
+    [tf.Cast, castWasm],
   ] as const) {
     const config = override(name, fast);
     tf.unregisterKernel(name, BACKEND);
