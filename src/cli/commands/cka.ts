@@ -51,7 +51,7 @@ export const ckaCommand: CommandModule = {
       .option('memory-mb', { type: 'number', default: 1024, describe: 'biased/debiased: budget for the Gram panels and tiles of one step, in MiB' })
       .option('batch-size', { type: 'number', default: 256, describe: 'minibatch: samples per batch (at least 4)' })
       .option('shard', { type: 'string', describe: 'minibatch: compute only batches j with j % k == i, as i/k; combine the k outputs with `robustsim cka-merge`' })
-      .option('workers', { type: 'number', default: 1, describe: 'Worker threads, each with its own wasm/cpu backend instance: --model splits the batches, --acts (biased/debiased) the Gram tiles' })
+      .option('workers', { type: 'number', default: 1, describe: 'Worker threads, each with its own wasm/cpu backend instance: the minibatch estimator (--model or --acts) splits the batches, biased/debiased the Gram tiles' })
       .option('stats', { type: 'boolean', default: false, describe: `minibatch: add ci_low, ci_high (95% bootstrap over minibatches, ${STATS_BOOTSTRAP} replicates) and null_mean, null_sd (permutation null, ${STATS_PERMUTATIONS} replicates) columns` })
       .option('bootstrap', { type: 'number', describe: `minibatch: bootstrap replicates (default ${STATS_BOOTSTRAP} with --stats, else 0)` })
       .option('permutations', { type: 'number', describe: `minibatch: permutation-null replicates (default ${STATS_PERMUTATIONS} with --stats, else 0)` })
@@ -128,9 +128,18 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
   };
   const shard = a.shard === undefined ? undefined : parseShard(String(a.shard));
   if (models.length === 0) {
-    check(a.workers === 1, '--workers', 'not supported for --acts with the minibatch estimator yet (one thread); use it with --model, or with --estimator biased/debiased');
     const sets = parseList(a.sets);
-    return minibatchSimilarityOfFiles({ acts: String(a.acts), acts2: a.acts2 === undefined ? undefined : String(a.acts2), sets: sets.length ? sets : undefined, out: String(a.out), config, shard });
+    const tick = makeTicker('samples');
+    return minibatchSimilarityOfFiles({
+      acts: String(a.acts),
+      acts2: a.acts2 === undefined ? undefined : String(a.acts2),
+      sets: sets.length ? sets : undefined,
+      out: String(a.out),
+      config,
+      shard,
+      workers: a.workers as number,
+      onProgress: (done, total) => tick('cka', done, total),
+    });
   }
   if (a.acts2 !== undefined || a.sets !== undefined) throw new InputError('--acts2/--sets: only with --acts; with --model use --layers and a second --model');
   const attack = readAttackOverride(a);
