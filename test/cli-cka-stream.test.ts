@@ -86,6 +86,12 @@ test('cka --acts --estimator minibatch works on captured activations', async () 
     assert.equal(x.length, y.length);
     for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - y[i]) <= 1e-9, `${x[i]} vs ${y[i]}`);
   }
+  // --formulation feature (no b x b Grams) gives the Gram path's values within float32 rounding.
+  const feat = path.join(root, 'acts-feature');
+  const rf = run(['cka', '--acts', acts, '--estimator', 'minibatch', '--batch-size', '8', '--formulation', 'feature', '--out', feat, '--backend', 'wasm']);
+  assert.equal(rf.code, 0, rf.stderr);
+  const sf = await readSimilarity(path.join(feat, 'similarity.arrow'));
+  for (let i = 0; i < s1.cka.length; i++) assert.ok(Math.abs(sf.cka[i] - s1.cka[i]) < 1e-5, `${sf.cka[i]} vs ${s1.cka[i]}`);
   const pro = run(['cka', '--acts', acts, '--measure', 'procrustes', '--out', path.join(root, 'pro'), '--backend', 'wasm']);
   assert.equal(pro.code, 0, pro.stderr);
   const p = await readSimilarity(path.join(root, 'pro', 'similarity.arrow'));

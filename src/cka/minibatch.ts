@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import type { ActivationSet } from './activation-set.js';
-import { batchHsic, MIN_BATCH } from './minibatch-hsic.js';
+import { batchHsic, MIN_BATCH, type Formulation } from './minibatch-hsic.js';
 import { addBatch, emptyState, nullPermutations, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
 
 /**
@@ -67,7 +67,10 @@ export interface BatchTerms {
 }
 
 /** Options of the per-batch computation that do not change the result (beyond float rounding). */
-export interface MinibatchRunOptions {}
+export interface MinibatchRunOptions {
+  /** Gram or feature path per set (default 'auto': by the flop model of hsic-plan.ts); forcing one is for tests and benches. */
+  formulation?: Formulation;
+}
 
 /** The HSIC terms of every batch of `source`, in the source's order; nothing else survives a batch. */
 export async function* minibatchTerms(source: AsyncIterable<MinibatchBatch>, sets: string[], config: MinibatchConfig, run: MinibatchRunOptions = {}): AsyncGenerator<BatchTerms> {
@@ -75,7 +78,7 @@ export async function* minibatchTerms(source: AsyncIterable<MinibatchBatch>, set
   for await (const batch of source) {
     if (batch.sets.length !== m) throw new Error(`minibatchTerms: batch ${batch.id} has ${batch.sets.length} sets, the state ${m}`);
     const b = batch.sets[0].shape[0];
-    const terms = await batchHsic(batch.sets, nullPermutations(config, batch.id, b), config.kernel);
+    const terms = await batchHsic(batch.sets, nullPermutations(config, batch.id, b), config.kernel, run.formulation);
     for (let k = 0; k < m; k++) {
       if (!Number.isFinite(terms.hsic[k * m + k])) throw new InputError(`minibatch cka: set '${sets[k]}' has non-finite activations in batch ${batch.id}`);
     }
