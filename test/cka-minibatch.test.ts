@@ -197,3 +197,33 @@ test('undefined and out-of-range values are flagged in the written table, never 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('two worker threads (own wasm instances, batches split) give the state of one thread, statistics included', async () => {
+  const { minibatchStateOfSetsInWorkers } = await import('../src/cka/minibatch-workers.js');
+  const { initBackend } = await import('../src/backend/index.js');
+  await initBackend('wasm');
+  try {
+    const config = { ...CONFIG, bootstrap: 20, permutations: 3 };
+    for (const shard of [undefined, { index: 0, count: 2 }]) {
+      const one = await minibatchStateOfSets(SETS, config, shard);
+      const seen: number[] = [];
+      const two = await minibatchStateOfSetsInWorkers(SETS, config, 2, { shard, onBatch: (id) => seen.push(id) });
+      // Terms are added in the plan's batch order, as one thread does.
+      assert.deepEqual(seen, one.batchIds);
+      assert.deepEqual(two.batchIds, one.batchIds);
+      assert.equal(two.samples, one.samples);
+      for (const key of ['hsic', 'boot', 'nullHsic'] as const) {
+        assert.ok(one[key].length > 0);
+        assert.ok(maxAbsDiff(one[key], two[key]) <= 1e-9 * Math.max(...Array.from(one[key], Math.abs)), `${key}: ${maxAbsDiff(one[key], two[key])}`);
+        // Same kernels on the same inputs, added in the same order: bit-for-bit.
+        assert.deepEqual(two[key], one[key], key);
+      }
+      const r1 = minibatchMatrix(one, one.sets, one.sets);
+      const r2 = minibatchMatrix(two, two.sets, two.sets);
+      for (const key of ['cka', 'ciLow', 'ciHigh', 'nullMean', 'nullSd'] as const) assert.deepEqual(r2[key], r1[key], key);
+    }
+    await assert.rejects(minibatchStateOfSetsInWorkers(SETS, { ...CONFIG, batchSize: 3 }, 2), (e: unknown) => e instanceof InputError && /--batch-size/.test(e.message));
+  } finally {
+    await tf.setBackend('cpu');
+  }
+});

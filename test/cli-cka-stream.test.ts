@@ -71,6 +71,27 @@ test('cka --acts --estimator minibatch works on captured activations', async () 
   assert.equal(sim.metadata.estimator, 'minibatch');
   assert.equal(sim.metadata.batches, 2);
   assert.ok(Math.abs(sim.cka[0] - 1) < 1e-4);
+  // --workers 2 splits the batches over two wasm instances: the same table, statistics included.
+  const stats = ['--stats', '--bootstrap', '10', '--permutations', '2'];
+  const one = path.join(root, 'acts-w1');
+  const two = path.join(root, 'acts-w2');
+  for (const [dir, w] of [[one, '1'], [two, '2']]) {
+    const rw = run(['cka', '--acts', acts, '--estimator', 'minibatch', '--batch-size', '8', ...stats, '--workers', w, '--out', dir, '--backend', 'wasm']);
+    assert.equal(rw.code, 0, rw.stderr);
+  }
+  const s1 = await readSimilarity(path.join(one, 'similarity.arrow'));
+  const s2 = await readSimilarity(path.join(two, 'similarity.arrow'));
+  assert.equal(s2.metadata.batches, 4);
+  for (const [x, y] of [[s1.cka, s2.cka], ...['ci_low', 'ci_high', 'null_mean', 'null_sd'].map((k) => [s1.extra![k], s2.extra![k]])]) {
+    assert.equal(x.length, y.length);
+    for (let i = 0; i < x.length; i++) assert.ok(Math.abs(x[i] - y[i]) <= 1e-9, `${x[i]} vs ${y[i]}`);
+  }
+  // --formulation feature (no b x b Grams) gives the Gram path's values within float32 rounding.
+  const feat = path.join(root, 'acts-feature');
+  const rf = run(['cka', '--acts', acts, '--estimator', 'minibatch', '--batch-size', '8', '--formulation', 'feature', '--out', feat, '--backend', 'wasm']);
+  assert.equal(rf.code, 0, rf.stderr);
+  const sf = await readSimilarity(path.join(feat, 'similarity.arrow'));
+  for (let i = 0; i < s1.cka.length; i++) assert.ok(Math.abs(sf.cka[i] - s1.cka[i]) < 1e-5, `${sf.cka[i]} vs ${s1.cka[i]}`);
   const pro = run(['cka', '--acts', acts, '--measure', 'procrustes', '--out', path.join(root, 'pro'), '--backend', 'wasm']);
   assert.equal(pro.code, 0, pro.stderr);
   const p = await readSimilarity(path.join(root, 'pro', 'similarity.arrow'));

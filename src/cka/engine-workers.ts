@@ -3,6 +3,7 @@ import { InputError } from '../errors.js';
 import { awaitWorker } from '../util/worker.js';
 import { activeBackend, type BackendChoice } from '../backend/index.js';
 import type { ActivationSet } from './activation-set.js';
+import { shareSet } from './shared-set.js';
 import { finishCka, type CkaEngineOptions, type CkaMatrix, type PreparedCka } from './engine.js';
 
 /** Messages from engine-worker.ts. */
@@ -51,12 +52,4 @@ export async function linearCkaMatrixInWorkers(rowSets: ActivationSet[], colSets
   const sums = new Float64Array(results[0].sums.length);
   for (const r of results) for (let k = 0; k < sums.length; k++) sums[k] += r.sums[k];
   return finishCka(results[0].prepared, sums);
-}
-
-/** The set with its data in a SharedArrayBuffer (the same object if it already is). */
-function shareSet(set: ActivationSet): ActivationSet {
-  if (set.data.buffer instanceof SharedArrayBuffer) return set;
-  const data = new Float32Array(new SharedArrayBuffer(set.data.byteLength));
-  data.set(set.data);
-  return { ...set, data };
 }

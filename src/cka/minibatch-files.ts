@@ -5,12 +5,25 @@ import { readAccumulators } from '../formats/accumulators.js';
 import { provenance } from '../util/provenance.js';
 import type { ActivationSet } from './activation-set.js';
 import { requireSameSamples } from './compute.js';
-import { minibatchStateOfSets, type Shard } from './minibatch.js';
+import { minibatchStateOfSets, planBatches, type MinibatchRunOptions, type Shard } from './minibatch.js';
+import { minibatchStateOfSetsInWorkers } from './minibatch-workers.js';
 import { mergeStates, type MinibatchConfig } from './minibatch-state.js';
 import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './minibatch-output.js';
 
 /** Minibatch CKA of stored activations (one file, or two on the same samples), written like the streaming run. */
-export async function minibatchSimilarityOfFiles(opts: { acts: string; acts2?: string; sets?: string[]; out: string; config: MinibatchConfig; shard?: Shard; backend?: string }): Promise<WrittenSimilarity[]> {
+export async function minibatchSimilarityOfFiles(opts: {
+  acts: string;
+  acts2?: string;
+  sets?: string[];
+  out: string;
+  config: MinibatchConfig;
+  shard?: Shard;
+  backend?: string;
+  /** Worker threads, each with its own wasm/cpu backend, splitting the batches (default 1: this thread). */
+  workers?: number;
+  run?: MinibatchRunOptions;
+  onProgress?: (done: number, total: number) => void;
+}): Promise<WrittenSimilarity[]> {
   const first = await readActivations(opts.acts, { sets: opts.sets });
   const second = opts.acts2 ? await readActivations(opts.acts2, { sets: opts.sets }) : null;
   if (second) requireSameSamples(first, second);
@@ -18,8 +31,15 @@ export async function minibatchSimilarityOfFiles(opts: { acts: string; acts2?: s
   if (second) groups.push({ key: 'b', source: second.source, metadata: second.metadata });
   const named = (key: string, sets: ActivationSet[]) => sets.map((s) => ({ ...s, name: qualifiedName(groups, key, s.name) }));
   const sets = [...named('a', first.sets), ...(second ? named('b', second.sets) : [])];
-  const state = await minibatchStateOfSets(sets, opts.config, opts.shard);
-  const info = { shard: opts.shard ?? null, provenance: provenance(opts.backend ?? tf.getBackend()) };
+  const workers = opts.workers ?? 1;
+  const total = planBatches(sets[0].n, opts.config.batchSize, opts.shard).reduce((s, x) => s + x.size, 0);
+  let done = 0;
+  const onBatch = (_: number, b: number) => opts.onProgress?.((done += b), total);
+  const state =
+    workers > 1
+      ? await minibatchStateOfSetsInWorkers(sets, opts.config, workers, { shard: opts.shard, run: opts.run, onBatch })
+      : await minibatchStateOfSets(sets, opts.config, opts.shard, opts.run, onBatch);
+  const info = { shard: opts.shard ?? null, workers, provenance: provenance(opts.backend ?? tf.getBackend()) };
   return writeMinibatchResults(opts.out, { state, context: { groups }, info }, { provenance: info.provenance, shard: info.shard });
 }
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import type { ActivationSet } from './activation-set.js';
-import { batchHsic, MIN_BATCH } from './minibatch-hsic.js';
+import { batchHsic, MIN_BATCH, type Formulation } from './minibatch-hsic.js';
 import { addBatch, emptyState, nullPermutations, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
 
 /**
@@ -58,18 +58,39 @@ export function planBatches(n: number, batchSize: number, shard: Shard = { index
   return spans;
 }
 
-/** Drain `source` into `state` (mutated and returned). `onBatch` sees each batch id after it is added. */
-export async function accumulateMinibatches(source: AsyncIterable<MinibatchBatch>, state: MinibatchState, onBatch?: (id: number, samples: number) => void): Promise<MinibatchState> {
+/** One batch's HSIC terms (batchHsic with the batch's null permutations), on the sets' own scale. */
+export interface BatchTerms {
+  id: number;
+  b: number;
+  hsic: Float64Array;
+  nullHsic: Float64Array;
+}
+
+/** Options of the per-batch computation that do not change the result (beyond float rounding). */
+export interface MinibatchRunOptions {
+  /** Gram or feature path per set (default 'auto': by the flop model of hsic-plan.ts); forcing one is for tests and benches. */
+  formulation?: Formulation;
+}
+
+/** The HSIC terms of every batch of `source`, in the source's order; nothing else survives a batch. */
+export async function* minibatchTerms(source: AsyncIterable<MinibatchBatch>, sets: string[], config: MinibatchConfig, run: MinibatchRunOptions = {}): AsyncGenerator<BatchTerms> {
+  const m = sets.length;
   for await (const batch of source) {
-    if (batch.sets.length !== state.sets.length) throw new Error(`accumulateMinibatches: batch ${batch.id} has ${batch.sets.length} sets, the state ${state.sets.length}`);
+    if (batch.sets.length !== m) throw new Error(`minibatchTerms: batch ${batch.id} has ${batch.sets.length} sets, the state ${m}`);
     const b = batch.sets[0].shape[0];
-    const terms = await batchHsic(batch.sets, nullPermutations(state.config, batch.id, b), state.config.kernel);
-    const m = state.sets.length;
+    const terms = await batchHsic(batch.sets, nullPermutations(config, batch.id, b), config.kernel, run.formulation);
     for (let k = 0; k < m; k++) {
-      if (!Number.isFinite(terms.hsic[k * m + k])) throw new InputError(`minibatch cka: set '${state.sets[k]}' has non-finite activations in batch ${batch.id}`);
+      if (!Number.isFinite(terms.hsic[k * m + k])) throw new InputError(`minibatch cka: set '${sets[k]}' has non-finite activations in batch ${batch.id}`);
     }
-    addBatch(state, batch.id, b, terms.hsic, terms.nullHsic);
-    onBatch?.(batch.id, b);
+    yield { id: batch.id, b, hsic: terms.hsic, nullHsic: terms.nullHsic };
+  }
+}
+
+/** Drain `source` into `state` (mutated and returned). `onBatch` sees each batch id after it is added. */
+export async function accumulateMinibatches(source: AsyncIterable<MinibatchBatch>, state: MinibatchState, onBatch?: (id: number, samples: number) => void, run: MinibatchRunOptions = {}): Promise<MinibatchState> {
+  for await (const t of minibatchTerms(source, state.sets, state.config, run)) {
+    addBatch(state, t.id, t.b, t.hsic, t.nullHsic);
+    onBatch?.(t.id, t.b);
   }
   return state;
 }
@@ -86,14 +107,20 @@ export async function* setBatches(sets: ActivationSet[], spans: BatchSpan[]): As
   }
 }
 
-/** Minibatch CKA state of in-memory sets (all sharing n samples, in the same order). */
-export async function minibatchStateOfSets(sets: ActivationSet[], config: MinibatchConfig, shard?: Shard): Promise<MinibatchState> {
+/** Check that in-memory sets share n samples and hold n * dim values; returns n. */
+export function requireBatchableSets(sets: ActivationSet[]): number {
   if (sets.length === 0) throw new InputError('minibatch cka: no sets given');
   const n = sets[0].n;
   for (const s of sets) {
     if (s.n !== n) throw new InputError(`minibatch cka: set '${s.name}' has ${s.n} samples but '${sets[0].name}' has ${n}; every set must hold the same samples`);
     if (s.data.length !== s.n * s.dim) throw new InputError(`set '${s.name}': ${s.data.length} values, expected n*dim = ${s.n}*${s.dim}`);
   }
+  return n;
+}
+
+/** Minibatch CKA state of in-memory sets (all sharing n samples, in the same order). */
+export async function minibatchStateOfSets(sets: ActivationSet[], config: MinibatchConfig, shard?: Shard, run: MinibatchRunOptions = {}, onBatch?: (id: number, samples: number) => void): Promise<MinibatchState> {
+  const n = requireBatchableSets(sets);
   const state = emptyState(sets.map((s) => s.name), config);
-  return accumulateMinibatches(setBatches(sets, planBatches(n, config.batchSize, shard)), state);
+  return accumulateMinibatches(setBatches(sets, planBatches(n, config.batchSize, shard)), state, onBatch, run);
 }

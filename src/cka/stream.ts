@@ -14,7 +14,7 @@ import { describeModel, type CaptureSource, type InputKind } from './capture.js'
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
 import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
 import { accumulateInWorkers } from './stream-workers.js';
-import type { Kernel } from './minibatch-hsic.js';
+import type { Formulation, Kernel } from './minibatch-hsic.js';
 import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './minibatch-output.js';
 
 /**
@@ -36,6 +36,8 @@ export interface StreamCkaOptions extends CaptureSource {
   permutations?: number;
   /** Gram kernel: linear CKA (default) or RBF-kernel CKA. */
   kernel?: Kernel;
+  /** Per-batch HSIC formulation (default auto; see hsic-plan.ts). */
+  formulation?: Formulation;
   shard?: Shard;
   /**
    * Worker threads, each with its own backend instance (wasm or cpu), splitting the batches
@@ -124,7 +126,7 @@ export async function accumulateStream(opts: StreamCkaOptions, part?: Shard, onB
     await accumulateMinibatches(modelBatches(models, ds, spans, opts), state, (_, b) => {
       onBatch?.(b, total);
       opts.onProgress?.((done += b), total);
-    });
+    }, { formulation: opts.formulation });
     const context = {
       groups,
       inputs: opts.inputs,

@@ -6,6 +6,7 @@ import { parseShard } from '../../cka/minibatch.js';
 import { minibatchSimilarityOfFiles } from '../../cka/minibatch-files.js';
 import type { WrittenSimilarity } from '../../cka/minibatch-output.js';
 import { streamMinibatchCka } from '../../cka/stream.js';
+import type { Formulation } from '../../cka/minibatch-hsic.js';
 import { procrustesSimilarityOfFiles } from '../../cka/procrustes-compute.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { check, InputError } from '../../errors.js';
@@ -51,7 +52,12 @@ export const ckaCommand: CommandModule = {
       .option('memory-mb', { type: 'number', default: 1024, describe: 'biased/debiased: budget for the Gram panels and tiles of one step, in MiB' })
       .option('batch-size', { type: 'number', default: 256, describe: 'minibatch: samples per batch (at least 4)' })
       .option('shard', { type: 'string', describe: 'minibatch: compute only batches j with j % k == i, as i/k; combine the k outputs with `robustsim cka-merge`' })
-      .option('workers', { type: 'number', default: 1, describe: 'Worker threads, each with its own wasm/cpu backend instance: --model splits the batches, --acts (biased/debiased) the Gram tiles' })
+      .option('workers', { type: 'number', default: 1, describe: 'Worker threads, each with its own wasm/cpu backend instance: the minibatch estimator (--model or --acts) splits the batches, biased/debiased the Gram tiles' })
+      .option('formulation', {
+        choices: ['auto', 'gram', 'feature'],
+        default: 'auto',
+        describe: 'minibatch, linear: per-batch HSIC from b x b Grams, from feature cross-products (cheaper when the sets\' total width is about the batch size or less), or auto = chosen per set by a flop model. Same values within float rounding; forcing one is for tests and benchmarks',
+      })
       .option('stats', { type: 'boolean', default: false, describe: `minibatch: add ci_low, ci_high (95% bootstrap over minibatches, ${STATS_BOOTSTRAP} replicates) and null_mean, null_sd (permutation null, ${STATS_PERMUTATIONS} replicates) columns` })
       .option('bootstrap', { type: 'number', describe: `minibatch: bootstrap replicates (default ${STATS_BOOTSTRAP} with --stats, else 0)` })
       .option('permutations', { type: 'number', describe: `minibatch: permutation-null replicates (default ${STATS_PERMUTATIONS} with --stats, else 0)` })
@@ -127,10 +133,22 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
     kernel: a.measure === 'rbf-cka' ? ('rbf' as const) : ('linear' as const),
   };
   const shard = a.shard === undefined ? undefined : parseShard(String(a.shard));
+  const formulation = a.formulation as Formulation;
+  check(formulation !== 'feature' || config.kernel === 'linear', '--formulation', 'feature needs the linear kernel; --measure rbf-cka has no feature space (use gram or auto)');
   if (models.length === 0) {
-    check(a.workers === 1, '--workers', 'not supported for --acts with the minibatch estimator yet (one thread); use it with --model, or with --estimator biased/debiased');
     const sets = parseList(a.sets);
-    return minibatchSimilarityOfFiles({ acts: String(a.acts), acts2: a.acts2 === undefined ? undefined : String(a.acts2), sets: sets.length ? sets : undefined, out: String(a.out), config, shard });
+    const tick = makeTicker('samples');
+    return minibatchSimilarityOfFiles({
+      acts: String(a.acts),
+      acts2: a.acts2 === undefined ? undefined : String(a.acts2),
+      sets: sets.length ? sets : undefined,
+      out: String(a.out),
+      config,
+      shard,
+      workers: a.workers as number,
+      run: { formulation },
+      onProgress: (done, total) => tick('cka', done, total),
+    });
   }
   if (a.acts2 !== undefined || a.sets !== undefined) throw new InputError('--acts2/--sets: only with --acts; with --model use --layers and a second --model');
   const attack = readAttackOverride(a);
@@ -150,6 +168,7 @@ async function runMinibatch(a: Record<string, unknown>, models: string[]): Promi
     bootstrap: config.bootstrap,
     permutations: config.permutations,
     kernel: config.kernel,
+    formulation,
     shard,
     workers: a.workers as number,
     onProgress: (done, total) => tick('cka', done, total),
