@@ -141,5 +141,6 @@ async function profile(label: string, cfgPart: Partial<TrainConfig>): Promise<vo
 const backend = await initBackend('wasm');
 instrumentWasmKernels();
 console.log(`# wasm kernel profile of one training step (backend ${backend}, resnet-small, 32x32x3, Adam)`);
-if (methods.includes('st')) await profile('ST (sl, cross-entropy)', { scheme: 'sl', regime: 'st' });
-if (methods.includes('pgd')) await profile('PGD-AT (sl, PGD-5 8/255)', { scheme: 'sl', regime: 'at', method: 'pgd' });
+// Unaugmented, as bench:train's sl rows, so the two benches profile the same step.
+if (methods.includes('st')) await profile('ST (sl, cross-entropy)', { scheme: 'sl', regime: 'st', augment: 'none' });
+if (methods.includes('pgd')) await profile('PGD-AT (sl, PGD-5 8/255)', { scheme: 'sl', regime: 'at', method: 'pgd', augment: 'none' });

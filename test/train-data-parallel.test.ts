@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
+import { tinyTrainRequest, checkpointWeights } from './train-fixture.js';
 import { trainModel, type TrainRequest } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/models/checkpoint.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
@@ -20,31 +21,8 @@ import { InputError } from '../src/errors.js';
 const FIXTURE = path.resolve('fixtures/cifar10');
 const PGD = { norm: 'linf' as const, eps: 0.03, stepSize: 0.015, steps: 2, randomStart: true, restarts: 1, seed: 0 };
 
-function tiny(out: string, extra: Partial<TrainRequest> = {}): TrainRequest {
-  return {
-    out,
-    dataset: 'cifar10',
-    dataDir: FIXTURE,
-    limit: 48,
-    evalLimit: 16,
-    arch: 'convnet',
-    width: 4,
-    epochs: 2,
-    batchSize: 16,
-    optimizer: 'sgd',
-    lr: 0.05,
-    evalAttack: { norm: 'linf', eps: 0.03, stepSize: 0.01, steps: 1, randomStart: false, restarts: 1, seed: 0 },
-    seed: 5,
-    ...extra,
-  };
-}
-
-async function weightsOf(dir: string): Promise<Float32Array[]> {
-  const { model } = await loadCheckpoint<CheckpointMeta>(dir);
-  const values = model.getWeights().map((w) => w.dataSync() as Float32Array);
-  model.dispose();
-  return values;
-}
+const tiny = tinyTrainRequest;
+const weightsOf = checkpointWeights;
 
 function maxDiff(a: ArrayLike<number>[], b: ArrayLike<number>[]): number {
   assert.equal(a.length, b.length);

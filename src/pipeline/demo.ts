@@ -48,7 +48,7 @@ export interface DemoEvents {
 
 export type DemoOptions = DemoSettings & DemoEvents;
 
-/** The README's demo settings: sized to finish in about 6 minutes on 2 CPU cores. */
+/** The README's demo settings: sized to finish in about 4-5 minutes on 2 CPU cores. */
 export const DEMO_DEFAULTS = {
   out: 'out/demo',
   arch: 'resnet-small',
@@ -137,7 +137,7 @@ export async function runModelStages(opts: DemoSettings, regime: Regime, events:
       scheme: 'sl',
       regime,
       // No augmentation, although SL's default is pad + crop + flip (SPEC): 2 epochs on 6,000 images do
-      // not overfit, so it would only slow convergence in the ~6 minute budget; horizontal flips make
+      // not overfit, so it would only slow convergence in the demo's few-minute budget; horizontal flips make
       // Fashion-MNIST footwear face the way no test image does; and the README's measured figures and
       // existing out/demo checkpoints (resumed here) are from unaugmented training. docs/decisions.md.
       augment: 'none',
