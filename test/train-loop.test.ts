@@ -71,6 +71,14 @@ test('no tensor leaks across training iterations', async () => {
   assert.deepEqual(counts.slice(1), new Array(counts.length - 1).fill(counts[1]), `tensor counts per step: ${counts.join(', ')}`);
 });
 
+test('a whole training call (epochs, evaluations, checkpoints) leaves no tensor behind, with SGD+momentum and with Adam', async () => {
+  for (const optimizer of ['sgd', 'adam'] as const) {
+    const before = tf.memory().numTensors;
+    await trainModel(tiny(path.join(root, `leak-call-${optimizer}`), { limit: 32, epochs: 2, optimizer, augment: 'none' }));
+    assert.equal(tf.memory().numTensors, before, `${optimizer}: tensors left after trainModel`);
+  }
+});
+
 test('the checkpoint is a TensorFlow.js LayersModel with meta.json', async () => {
   const dir = path.join(root, 'format');
   const meta = await trainModel(tiny(dir, { epochs: 1 }));

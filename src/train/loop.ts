@@ -39,6 +39,16 @@ function makeOptimizer(cfg: TrainConfig): tf.Optimizer {
   return cfg.optimizer === 'sgd' ? tf.train.momentum(cfg.lr, cfg.momentum) : tf.train.adam(cfg.lr);
 }
 
+/**
+ * tfjs 4.22's MomentumOptimizer.dispose frees its momentum scalar and slots but not the learning-rate
+ * scalar `c` it inherits from SGDOptimizer (whose own dispose would free it): one tensor per run.
+ */
+function disposeOptimizer(opt: tf.Optimizer): void {
+  const inherited = (opt as unknown as { c?: tf.Tensor }).c;
+  opt.dispose();
+  if (opt instanceof tf.MomentumOptimizer && inherited && !inherited.isDisposed) inherited.dispose();
+}
+
 function setLearningRate(opt: tf.Optimizer, lr: number): void {
   // SGD/momentum keep a cached scalar that setLearningRate refreshes; Adam reads the field per step.
   const o = opt as unknown as { setLearningRate?: (lr: number) => void; learningRate: number };
@@ -125,7 +135,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
     if (cfg.workers > 1) parallel = await startDataParallel(learner, cfg.workers, inputShape, meta.projection);
   } catch (err) {
     disposeLearner(learner);
-    optimizer.dispose();
+    disposeOptimizer(optimizer);
     throw err;
   }
   emit({ type: 'start', meta, resumed, stepsPerEpoch });
@@ -225,7 +235,7 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   } catch (err) {
     await parallel?.terminate();
     disposeLearner(learner);
-    optimizer.dispose();
+    disposeOptimizer(optimizer);
     throw err;
   }
   await parallel?.close();
@@ -233,6 +243,6 @@ export async function trainModel(req: TrainRequest): Promise<CheckpointMeta> {
   if (!saved && !resumed) await snapshot();
   if (meta.progress.complete) emit({ type: 'done', meta });
   disposeLearner(learner);
-  optimizer.dispose();
+  disposeOptimizer(optimizer);
   return meta;
 }
