@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { l2Normalize } from '../models/projection.js';
 import { crossEntropyPerSample } from '../attacks/losses.js';
 import { subSeed } from '../util/rng.js';
-import { augmentView, batchGradients, type BatchGradients, type BatchSeeds } from './methods.js';
+import { ascentStep, pgdStartPoint, type PerSampleLoss, type PgdOptions } from '../attacks/pgd.js';
+import { augmentView, batchGradients, embed, type BatchGradients, type BatchSeeds } from './methods.js';
 import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
 import { stopGradient } from './gradients.js';
 import { learnerVariables, learnerWeights, type Learner } from './learner.js';
+import type { TrainConfig } from './options.js';
 
 /**
  * One replica of a data-parallel training step (src/train/data-parallel.ts): the learner of the main
@@ -86,6 +88,43 @@ export interface ShardResult {
   correct: number;
 }
 
+/**
+ * The contrastive terms of a method's training loss over the images a shard embeds in its training
+ * forward (the parts: 'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]), mirroring
+ * prepareContrastive in src/train/methods.ts: each term is weight * mean contrastivePerImage(parts).
+ * The probe (online linear head) reads the first part's features, as there.
+ */
+export function shardedTerms(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): Array<{ parts: number[]; weight: number }> {
+  switch (cfg.method) {
+    case 'none':
+      return [{ parts: [0, 1], weight: 1 }];
+    case 'study-at':
+      return [
+        { parts: [0, 1], weight: 1 },
+        { parts: [2, 3], weight: 1 },
+      ];
+    case 'rocl':
+      return [
+        { parts: [0, 1, 2], weight: 1 },
+        { parts: [2, 1], weight: 1 / cfg.roclLambda },
+      ];
+    default:
+      throw new Error(`method '${cfg.method}' has no data-parallel contrastive loss (a bug: options.ts should refuse it)`);
+  }
+}
+
+/** A shard's attack in progress (adversarial contrastive methods): see Replica.startAttack. */
+interface ShardAttack {
+  /** The clean images attacked (the ball's centre). */
+  x0: tf.Tensor4D;
+  adv: tf.Tensor4D;
+  opts: PgdOptions;
+  /** The shard's clean images and views, for the training forward after the attack. */
+  x: tf.Tensor4D;
+  v1: tf.Tensor4D;
+  v2: tf.Tensor4D;
+}
+
 export class Replica {
   /** Every weight (trainable and not), the broadcast order. */
   readonly weights: tf.LayerVariable[];
@@ -93,9 +132,10 @@ export class Replica {
   readonly stats: tf.LayerVariable[];
   readonly vars: tf.Variable[];
   readonly decayed: tf.Variable[];
-  /** Contrastive shards keep their augmented views between the embedding and the gradient phase. */
-  private views: [tf.Tensor4D, tf.Tensor4D] | null = null;
+  /** Contrastive shards keep the images of their training forward between the embedding and the gradient phase. */
+  private views: tf.Tensor4D[] | null = null;
   private labels: tf.Tensor1D | null = null;
+  private attack: ShardAttack | null = null;
 
   constructor(readonly learner: Learner) {
     this.weights = learnerWeights(learner);
@@ -164,11 +204,91 @@ export class Replica {
   }
 
   /**
-   * Contrastive phase 1: the embeddings [z1; z2] ([2n, d]) of the shard's two views (kept, and
-   * disposed, by the replica), by a training-mode forward as in the step. BatchNorm moving statistics
-   * are restored afterwards, so only phase 2's forward moves them, once per step as without workers.
+   * Adversarial contrastive methods (study-at, rocl), attack phase 0 on a shard's images: its views,
+   * the attacked images and the PGD start point (the shard's own random start, as the single-thread
+   * attack seeds it). Returns [z_partner; z_adv] ([2n, d]): the inference-mode embeddings of the
+   * partner images (study-at: x itself; rocl: view 2) and of the start point, for the all-gather.
    */
-  embedShard(views: [tf.Tensor4D, tf.Tensor4D], y: Int32Array): Float32Array {
+  startAttack(x: Float32Array, y: Int32Array, shape: [number, number, number], seeds: BatchSeeds): Float32Array {
+    this.dropViews();
+    const cfg = this.learner.cfg;
+    const xs = tf.tensor4d(x, [y.length, ...shape]);
+    const v1 = augmentView(xs, cfg, seeds.augment, 1);
+    const v2 = augmentView(xs, cfg, seeds.augment, 2);
+    const rocl = cfg.method === 'rocl';
+    // As contrastiveAttack: rocl always starts at random; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
+    const opts: PgdOptions = { ...cfg.attack, randomStart: rocl ? true : cfg.attack.randomStart, seed: seeds.attack };
+    const x0 = rocl ? v1 : xs;
+    const adv = pgdStartPoint(x0, opts, subSeed(opts.seed, 'restart', 0));
+    this.attack = { x0, adv, opts, x: xs, v1, v2 };
+    this.labels = tf.tensor1d(y, 'int32');
+    const z = tf.tidy(() => tf.concat([embed(this.learner, rocl ? v2 : xs, false), embed(this.learner, adv, false)], 0));
+    const out = (z.dataSync() as Float32Array).slice();
+    z.dispose();
+    return out;
+  }
+
+  /**
+   * One PGD step of this shard's attack on the full-batch attack loss (contrastiveAttackLoss of
+   * src/train/methods.ts: per image, the contrastive loss of (x', partner) with in-batch negatives):
+   * the other shards' adversarial embeddings are constants and this shard's are recomputed live, so
+   * the gradient with respect to this shard's images is the full-batch one (the loss depends on them
+   * only through their own embeddings). Returns the new adversarial images' embeddings.
+   *   partners[j], advs[j]: shard j's partner and adversarial embeddings; labels: the whole batch's.
+   */
+  attackStep(partners: Float32Array[], advs: Float32Array[], own: number, labels: Int32Array): Float32Array {
+    const a = this.attack;
+    if (!a) throw new Error('attackStep before startAttack (a bug)');
+    const { learner } = this;
+    const cfg = learner.cfg;
+    const n = a.adv.shape[0];
+    const d = partners[own].length / n;
+    const allLabels = tf.tensor1d(labels, 'int32');
+    const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
+    const partner = tf.tensor2d(concatFloats(partners), [labels.length, d]);
+    const constants = advs.map((z, j) => (j === own ? null : tf.tensor2d(z, [z.length / d, d])));
+    const objective: PerSampleLoss = (xa) =>
+      tf.tidy(() => {
+        const live = embed(learner, xa, false);
+        const all = tf.concat(constants.map((c) => c ?? live), 0) as tf.Tensor2D;
+        return contrastivePerImage([all, partner], groups, cfg.temperature);
+      });
+    const next = ascentStep(objective, a.adv, a.x0, a.opts);
+    tf.dispose([allLabels, groups, partner, ...constants.filter((c): c is tf.Tensor2D => c !== null), a.adv]);
+    a.adv = next;
+    const z = embed(learner, next, false);
+    const out = (z.dataSync() as Float32Array).slice();
+    z.dispose();
+    return out;
+  }
+
+  /** This shard's adversarial images while its attack runs (tests), else null. */
+  get adversarial(): tf.Tensor4D | null {
+    return this.attack?.adv ?? null;
+  }
+
+  /** After the attack: contrastive phase 1 (embedShard) on the method's training images. */
+  finishAttack(): Float32Array {
+    const a = this.attack;
+    if (!a || !this.labels) throw new Error('finishAttack before startAttack (a bug)');
+    const y = this.labels.dataSync() as Int32Array;
+    const rocl = this.learner.cfg.method === 'rocl';
+    const parts = rocl ? [a.v1, a.v2, a.adv] : [a.x, a.adv, a.v1, a.v2];
+    if (rocl) a.x.dispose();
+    this.attack = null;
+    // embedShard takes the parts over (and disposes them with the views).
+    this.labels.dispose();
+    this.labels = null;
+    return this.embedShard(parts, Int32Array.from(y));
+  }
+
+  /**
+   * Contrastive phase 1: the embeddings [z_part0; z_part1; ...] ([P n, d]) of the shard's training
+   * images (kept, and disposed, by the replica), by a training-mode forward as in the step. BatchNorm
+   * moving statistics are restored afterwards, so only phase 2's forward moves them, once per step as
+   * without workers.
+   */
+  embedShard(views: tf.Tensor4D[], y: Int32Array): Float32Array {
     this.dropViews();
     const { learner } = this;
     this.views = views;
@@ -186,25 +306,27 @@ export class Replica {
   }
 
   /**
-   * Contrastive phase 2 (plain SimCLR / SupCon, method 'none'): the full-batch contrastive loss over
-   * every shard's embeddings, with the other shards' as constants and this shard's recomputed live,
+   * Contrastive phase 2: the full-batch contrastive terms of the method (shardedTerms) over every
+   * shard's embeddings, with the other shards' as constants and this shard's recomputed live,
    * plus `scale` times this shard's online-probe cross-entropy and weight decay. Summed over shards,
    * these gradients are the gradient of the full-batch objective: the contrastive term depends on this
    * replica's weights only through its own shard's embeddings.
-   *   gathered[j]: shard j's [z1_j; z2_j]; own: this shard's index in it; labels: the whole batch's.
+   *   gathered[j]: shard j's embedShard output; own: this shard's index in it; labels: the whole batch's.
    */
   contrastShard(gathered: Float32Array[], own: number, labels: Int32Array, scale: number): ShardResult {
     const { learner, views, decayed } = this;
     if (!views || !this.labels) throw new Error('contrastShard before embedShard (a bug)');
     const y = this.labels;
     const cfg = learner.cfg;
-    const d = gathered[own].length / (2 * y.shape[0]);
+    const parts = views.length;
+    const d = gathered[own].length / (parts * y.shape[0]);
     const allLabels = tf.tensor1d(labels, 'int32');
     const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
+    const terms = shardedTerms(cfg);
     const constants = gathered.map((z, j) => {
       if (j === own) return null;
-      const n = z.length / (2 * d);
-      return [tf.tensor2d(z.subarray(0, n * d), [n, d]), tf.tensor2d(z.subarray(n * d), [n, d])] as const;
+      const n = z.length / (parts * d);
+      return Array.from({ length: parts }, (_, p) => tf.tensor2d(z.subarray(p * n * d, (p + 1) * n * d), [n, d]));
     });
     let correct: tf.Scalar | undefined;
     let reported: tf.Scalar | undefined;
@@ -212,10 +334,15 @@ export class Replica {
     const { grads, value } = tf.variableGrads(() => {
       const feats = learner.features.apply(tf.concat(views, 0), { training: true }) as tf.Tensor2D;
       const z = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
-      const [z1, z2] = tf.split(z, 2, 0) as tf.Tensor2D[];
-      const [f1] = tf.split(feats, 2, 0) as tf.Tensor2D[];
-      const all = (view: 0 | 1, live: tf.Tensor2D) => tf.concat(constants.map((c) => (c ? c[view] : live)), 0) as tf.Tensor2D;
-      const contrast = tf.mean(contrastivePerImage([all(0, z1), all(1, z2)], groups, cfg.temperature)) as tf.Scalar;
+      const zs = tf.split(z, parts, 0) as tf.Tensor2D[];
+      const [f1] = tf.split(feats, parts, 0) as tf.Tensor2D[];
+      const all = (part: number) => tf.concat(constants.map((c) => (c ? c[part] : zs[part])), 0) as tf.Tensor2D;
+      const contrast = tf.addN(
+        terms.map((t) => {
+          const c = tf.mean(contrastivePerImage(t.parts.map(all), groups, cfg.temperature));
+          return t.weight === 1 ? c : tf.mul(t.weight, c);
+        }),
+      ) as tf.Scalar;
       const logits = learner.model.getLayer('logits').apply(stopGradient(f1)) as tf.Tensor2D;
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
       let shardTerm = tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar;
@@ -225,14 +352,31 @@ export class Replica {
       return tf.add(contrast, tf.mul(scale, shardTerm)) as tf.Scalar;
     }, this.vars);
     value.dispose();
-    tf.dispose([allLabels, groups, ...constants.flatMap((c) => (c ? [...c] : []))]);
+    tf.dispose([allLabels, groups, ...constants.flatMap((c) => c ?? [])]);
     this.dropViews();
     return this.finish({ value: reported!, correct: correct!, grads });
   }
 
+  /** Dispose what a step left behind (views, labels, an attack in progress); idempotent. */
   dropViews(): void {
-    if (this.views) tf.dispose([...this.views, this.labels!]);
+    const a = this.attack;
+    // x0 is x or v1, both listed.
+    if (a) tf.dispose([a.x, a.v1, a.v2, a.adv]);
+    if (this.views) tf.dispose(this.views);
+    if (this.labels) this.labels.dispose();
+    this.attack = null;
     this.views = null;
     this.labels = null;
   }
+}
+
+/** The arrays one after another. */
+function concatFloats(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
