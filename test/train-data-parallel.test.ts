@@ -12,7 +12,9 @@ import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { loadDataset, gatherBatch } from '../src/data/index.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { makeLearner, learnerVariables, learnerWeights, disposeLearner, type Learner } from '../src/train/learner.js';
-import { augmentView, batchGradients, batchLoss, contrastiveAttack, trainStep } from '../src/train/methods.js';
+import { augmentView, batchGradients, batchLoss, contrastiveAttack, contrastiveAttackLoss, embed, trainStep } from '../src/train/methods.js';
+import { ascentStep, pgdStartPoint } from '../src/attacks/pgd.js';
+import { subSeed } from '../src/util/rng.js';
 import { contrastiveGroups } from '../src/train/contrastive.js';
 import { startDataParallel } from '../src/train/data-parallel.js';
 import { Replica, shardRanges, weightedSum } from '../src/train/replica.js';
@@ -266,6 +268,78 @@ test('study-at: the shards\' gradients with augmented views sum to the full-batc
   tf.dispose([xs, ys, v1, v2, groups, attack.adv, ...attack.owned, ref.value, ref.correct, ...Object.values(ref.grads)]);
   disposeLearner(single);
   disposeLearner(sharded);
+});
+
+test('rocl: the sharded attack from the shards\' own random starts equals full-batch PGD from those starts (no BatchNorm, unequal shards)', () => {
+  const cfg = resolveTrainConfig({ scheme: 'cl', regime: 'at', method: 'rocl', augment: 'supervised', attack: { ...PGD, steps: 3 }, temperature: 0.5 });
+  const [single, sharded] = twinLearners(cfg, { hidden: 8, dim: 4 });
+  const { x, y } = syntheticBatch(7, 6);
+  const seeds = { attack: 3, augment: 4 };
+  const replicas = [new Replica(single), new Replica(sharded)];
+  const got = shardedAttack(replicas, x, y, seeds, 3);
+  // Reference: each shard's views and random start (as the replicas draw them), then PGD on the whole batch's objective.
+  const opts = { ...cfg.attack, randomStart: true, seed: seeds.attack };
+  const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+  const ys = tf.tensor1d(y, 'int32');
+  const pieces = shardRanges(7, 2).map((r) => {
+    const xk = xs.slice(r.start, r.end - r.start);
+    const v1 = augmentView(xk, cfg, seeds.augment, 1);
+    const v2 = augmentView(xk, cfg, seeds.augment, 2);
+    const start = pgdStartPoint(v1, opts, subSeed(opts.seed, 'restart', 0));
+    xk.dispose();
+    return [v1, v2, start];
+  });
+  const [v1, v2, start] = [0, 1, 2].map((i) => tf.concat(pieces.map((p) => p[i]), 0) as tf.Tensor4D);
+  const groups = contrastiveGroups('cl', ys);
+  const partner = embed(single, v2, false);
+  const objective = contrastiveAttackLoss(single, partner, groups);
+  let adv = start.clone();
+  for (let s = 0; s < 3; s++) {
+    const next = ascentStep(objective, adv, v1, opts);
+    adv.dispose();
+    adv = next;
+  }
+  const [a, b] = [adv.dataSync(), got.dataSync()];
+  assert.ok(maxDiff([a], [b]) < 1e-4, `adversarial images differ by ${maxDiff([a], [b])}`);
+  assert.ok(maxDiff([a], [start.dataSync()]) > 0.01, 'the steps moved the images');
+  replicas.forEach((r) => r.dropViews());
+  tf.dispose([xs, ys, v1, v2, start, groups, partner, adv, got, ...pieces.flat()]);
+  disposeLearner(single);
+  disposeLearner(sharded);
+});
+
+test('rocl over 2 threads: a step gives the single-thread weights when the attack is the identity (eps 0; checks the loss terms)', async () => {
+  const cfg: TrainConfig = {
+    ...resolveTrainConfig({ scheme: 'cl', regime: 'at', method: 'rocl', attack: { ...PGD, eps: 0, steps: 1 }, roclLambda: 0.5, weightDecay: 0.01, temperature: 0.5, workers: 2 }),
+    augment: 'none',
+  };
+  const projection = { hidden: 8, dim: 4 };
+  const [single, sharded] = twinLearners(cfg, projection);
+  const vars = learnerVariables(single);
+  const decayed = vars.filter((v) => /kernel/.test(v.name));
+  const optSingle = tf.train.sgd(1);
+  const optSharded = tf.train.sgd(1);
+  const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
+  try {
+    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
+    const { x, y } = syntheticBatch(7, 30);
+    const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+    const ys = tf.tensor1d(y, 'int32');
+    const ref = trainStep(single, optSingle, vars, decayed, xs, ys, { attack: 0, augment: 0 });
+    const got = await dp.step(x, y, { attack: 0, augment: 0 }, optSharded);
+    assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
+    tf.dispose([xs, ys, ref.loss, ref.correct]);
+    const a = learnerWeights(single).map((w) => w.read().dataSync());
+    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
+    assert.ok(maxDiff(a, b) < 1e-4, `weights differ by ${maxDiff(a, b)}`);
+    assert.ok(maxDiff(a, start) > 1e-2, `weights moved only ${maxDiff(a, start)}`);
+  } finally {
+    await dp.close();
+    disposeLearner(single);
+    disposeLearner(sharded);
+    optSingle.dispose();
+    optSharded.dispose();
+  }
 });
 
 test('BatchNorm moving statistics after a 2-thread step are the sample-weighted mean of the replicas\' (first layer: the batch\'s)', async () => {
