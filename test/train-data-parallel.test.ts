@@ -481,6 +481,20 @@ test('cl (SimCLR, regime st) trains with 2 workers: finite losses, complete chec
   assert.deepEqual(counts.slice(1), new Array(3).fill(counts[1]), `tensor counts per step: ${counts.join(', ')}`);
 });
 
+test('scl study-at (regime at) trains with 2 workers through trainModel: finite losses, complete checkpoint, no tensor leak on the main thread', async () => {
+  const dir = path.join(root, 'scl-at');
+  const counts: number[] = [];
+  const meta = await trainModel(
+    tiny(dir, { scheme: 'scl', regime: 'at', attack: PGD, epochs: 1, limit: 48, workers: 2, projDim: 8, onEvent: (e) => e.type === 'step' && counts.push(tf.memory().numTensors) }),
+  );
+  assert.equal(meta.progress.complete, true);
+  assert.equal(meta.config.method, 'study-at');
+  assert.equal(meta.config.workers, 2);
+  assert.ok(Number.isFinite(meta.history[0].loss));
+  assert.equal(counts.length, 3);
+  assert.deepEqual(counts.slice(1), [counts[1], counts[1]], `tensor counts per step: ${counts.join(', ')}`);
+});
+
 test('killing the workers mid-step settles the step, and a step after that rejects instead of hanging', async () => {
   const cfg = resolveTrainConfig({ scheme: 'sl', regime: 'at', method: 'pgd', attack: PGD, workers: 2 });
   const [learner, other] = twinLearners(cfg);
