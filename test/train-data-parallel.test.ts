@@ -12,12 +12,12 @@ import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { loadDataset, gatherBatch } from '../src/data/index.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { makeLearner, learnerVariables, learnerWeights, disposeLearner, type Learner } from '../src/train/learner.js';
-import { augmentView, batchGradients, batchLoss, contrastiveAttack, contrastiveAttackLoss, embed, trainStep } from '../src/train/methods.js';
+import { aclAttack, augmentView, batchGradients, batchLoss, contrastiveAttack, contrastiveAttackLoss, embed, trainStep } from '../src/train/methods.js';
 import { ascentStep, pgdStartPoint } from '../src/attacks/pgd.js';
 import { subSeed } from '../src/util/rng.js';
 import { contrastiveGroups } from '../src/train/contrastive.js';
 import { startDataParallel } from '../src/train/data-parallel.js';
-import { Replica, shardRanges, weightedSum } from '../src/train/replica.js';
+import { attackHasPartner, Replica, shardRanges, weightedSum } from '../src/train/replica.js';
 import type { CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 
@@ -149,13 +149,14 @@ test('cl: the shards\' all-gathered contrastive gradients sum to the full-batch 
   disposeLearner(sharded);
 });
 
-/** The sharded study-at / rocl attack run in this thread by two replicas on shards of 4 and 3 (as the threads do). */
+/** The sharded study-at / rocl / acl attack run in this thread by two replicas on shards of 4 and 3 (as the threads do). */
 function shardedAttack(replicas: Replica[], x: Float32Array, y: Int32Array, seeds: { attack: number; augment: number }, steps: number): tf.Tensor4D {
   const size = 8 * 8 * 3;
   const ranges = shardRanges(y.length, 2);
   const first = ranges.map((r, k) => replicas[k].startAttack(x.slice(r.start * size, r.end * size), y.slice(r.start, r.end), [8, 8, 3], seeds));
-  const partners = first.map((z) => z.slice(0, z.length / 2));
-  let advs: Float32Array[] = first.map((z) => z.slice(z.length / 2));
+  const partnered = attackHasPartner(replicas[0].learner.cfg.method);
+  const partners = first.map((z) => (partnered ? z.slice(0, z.length / 2) : new Float32Array(0)));
+  let advs: Float32Array[] = first.map((z) => (partnered ? z.slice(z.length / 2) : z));
   for (let s = 0; s < steps; s++) advs = ranges.map((_, k) => replicas[k].attackStep(partners, advs, k, y));
   return tf.concat(replicas.map((r) => r.adversarial!), 0) as tf.Tensor4D;
 }
@@ -342,6 +343,125 @@ test('rocl over 2 threads: a step gives the single-thread weights when the attac
   }
 });
 
+test('acl: the sharded joint attack on both views equals the single-thread attack (no random start, no BatchNorm, unequal shards)', () => {
+  const cfg = resolveTrainConfig({ scheme: 'cl', regime: 'at', method: 'acl', augment: 'supervised', attack: { ...PGD, steps: 3, randomStart: false }, temperature: 0.5 });
+  const [single, sharded] = twinLearners(cfg, { hidden: 8, dim: 4 });
+  const { x, y } = syntheticBatch(7, 7);
+  const seeds = { attack: 3, augment: 4 };
+  const replicas = [new Replica(single), new Replica(sharded)];
+  const got = shardedAttack(replicas, x, y, seeds, 3);
+  const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+  const ys = tf.tensor1d(y, 'int32');
+  const ranges = shardRanges(7, 2);
+  // The shards' views (as the replicas draw them), and each shard's adversarial [a1_k; a2_k] regrouped as [a1; a2].
+  const pieces = ranges.map((r) => {
+    const xk = xs.slice(r.start, r.end - r.start);
+    const v = [augmentView(xk, cfg, seeds.augment, 1), augmentView(xk, cfg, seeds.augment, 2)];
+    xk.dispose();
+    return v;
+  });
+  const [v1, v2] = [0, 1].map((i) => tf.concat(pieces.map((p) => p[i]), 0) as tf.Tensor4D);
+  const groups = contrastiveGroups('cl', ys);
+  const ref = aclAttack(single, v1, v2, groups, seeds.attack);
+  let offset = 0;
+  const halves = ranges.map((r) => {
+    const n = r.end - r.start;
+    const part = got.slice(offset, 2 * n);
+    offset += 2 * n;
+    const h = tf.split(part, 2, 0);
+    part.dispose();
+    return h;
+  });
+  const regrouped = tf.concat([...halves.map((h) => h[0]), ...halves.map((h) => h[1])], 0);
+  const [a, b] = [ref.adv.dataSync(), regrouped.dataSync()];
+  assert.ok(maxDiff([a], [b]) < 1e-4, `adversarial images differ by ${maxDiff([a], [b])}`);
+  const pair = tf.concat([v1, v2], 0);
+  assert.ok(maxDiff([a], [pair.dataSync()]) > 0.02, 'the attack moved the images');
+  replicas.forEach((r) => r.dropViews());
+  tf.dispose([xs, ys, v1, v2, pair, groups, ref.adv, ...ref.owned, got, regrouped, ...halves.flat(), ...pieces.flat()]);
+  disposeLearner(single);
+  disposeLearner(sharded);
+});
+
+test('acl over 2 threads: two steps give the single-thread weights (both BatchNorm streams; no random start, unequal shards)', async () => {
+  const cfg: TrainConfig = {
+    ...resolveTrainConfig({ scheme: 'cl', regime: 'at', method: 'acl', attack: { ...PGD, steps: 2, randomStart: false }, weightDecay: 0.01, temperature: 0.5, workers: 2 }),
+    augment: 'none',
+  };
+  const projection = { hidden: 8, dim: 4 };
+  const [single, sharded] = twinLearners(cfg, projection);
+  const vars = learnerVariables(single);
+  const decayed = vars.filter((v) => /kernel/.test(v.name));
+  const optSingle = tf.train.sgd(1);
+  const optSharded = tf.train.sgd(1);
+  const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
+  try {
+    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
+    for (let s = 0; s < 2; s++) {
+      const { x, y } = syntheticBatch(7, 40 + s);
+      const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+      const ys = tf.tensor1d(y, 'int32');
+      const ref = trainStep(single, optSingle, vars, decayed, xs, ys, { attack: s, augment: s });
+      const got = await dp.step(x, y, { attack: s, augment: s }, optSharded);
+      assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
+      tf.dispose([xs, ys, ref.loss, ref.correct]);
+    }
+    const a = learnerWeights(single).map((w) => w.read().dataSync());
+    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
+    assert.ok(maxDiff(a, b) < 1e-4, `weights differ by ${maxDiff(a, b)}`);
+    assert.ok(maxDiff(a, start) > 1e-2, `weights moved only ${maxDiff(a, start)}`);
+  } finally {
+    await dp.close();
+    disposeLearner(single);
+    disposeLearner(sharded);
+    optSingle.dispose();
+    optSharded.dispose();
+  }
+});
+
+test('one shard holding the whole batch reproduces batchGradients for study-at, rocl and acl on a BatchNorm model (acl: adversarial stream perturbed)', () => {
+  // One shard = the whole batch: the same views, attack start and BatchNorm batches as one thread, so the sharded
+  // code path (startAttack, attackStep, finishAttack, contrastShard) must give the single-thread gradient. With
+  // BatchNorm and ACL's adversarial stream made to differ from the main one, this catches a part sent through
+  // the wrong stream or the wrong BatchNorm batch.
+  const ds = {
+    x: tf.tidy(() => tf.randomUniform([6, 32, 32, 3], 0, 1, 'float32', 8).dataSync() as Float32Array),
+    y: Int32Array.from([0, 3, 1, 3, 7, 0]),
+  };
+  for (const method of ['study-at', 'rocl', 'acl'] as const) {
+    const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'cl', regime: 'at', method, attack: { ...PGD, steps: 2, randomStart: false }, weightDecay: 0.01 });
+    const build = () => makeLearner(buildModel({ arch: resolveArch('convnet', 4), inputShape: [32, 32, 3], numClasses: 10, seed: 1 }).model, cfg, { hidden: 8, dim: 4 });
+    const single = build();
+    const sharded = build();
+    const perturb = (l: Learner) =>
+      l.advBatchNorms.flatMap((b) => b.weights).forEach((w, i) => w.write(tf.tidy(() => tf.add(w.read(), tf.randomUniform(w.shape as number[], 0.1, 0.3, 'float32', i)))));
+    perturb(single);
+    perturb(sharded);
+    learnerWeights(sharded).forEach((w, i) => w.write(learnerWeights(single)[i].read()));
+    const seeds = { attack: 5, augment: 6 };
+    const xs = tf.tensor4d(ds.x, [6, 32, 32, 3]);
+    const ys = tf.tensor1d(ds.y, 'int32');
+    const vars = learnerVariables(single);
+    const decayed = vars.filter((v) => /kernel/.test(v.name));
+    const ref = batchGradients(single, vars, decayed, xs, ys, seeds);
+    const refGrads = vars.map((v) => ref.grads[v.name].dataSync());
+    const replica = new Replica(sharded);
+    const first = replica.startAttack(ds.x, ds.y, [32, 32, 3], seeds);
+    const partnered = attackHasPartner(method);
+    const partners = [partnered ? first.slice(0, first.length / 2) : new Float32Array(0)];
+    let advs: Float32Array[] = [partnered ? first.slice(first.length / 2) : first];
+    for (let s = 0; s < 2; s++) advs = [replica.attackStep(partners, advs, 0, ds.y)];
+    const result = replica.contrastShard([replica.finishAttack()], 0, ds.y, 1);
+    let offset = 0;
+    const split = refGrads.map((g) => result.grads.subarray(offset, (offset += g.length)));
+    assert.ok(maxDiff(split, refGrads) < 1e-4, `${method}: gradients differ by ${maxDiff(split, refGrads)}`);
+    assert.ok(Math.abs(result.loss - ref.value.dataSync()[0]) < 1e-4, `${method}: loss ${result.loss} vs ${ref.value.dataSync()[0]}`);
+    tf.dispose([xs, ys, ref.value, ref.correct, ...Object.values(ref.grads)]);
+    disposeLearner(single);
+    disposeLearner(sharded);
+  }
+});
+
 test('BatchNorm moving statistics after a 2-thread step are the sample-weighted mean of the replicas\' (first layer: the batch\'s)', async () => {
   // Standard training: the first BatchNorm layer sees conv(x), linear in x, so the sample-weighted mean of the
   // shards' batch means is the whole batch's mean and its moving mean must match the single-thread step's.
@@ -511,19 +631,19 @@ test('killing the workers mid-step settles the step, and a step after that rejec
   disposeLearner(learner);
 });
 
-test('--workers is validated; study-at and rocl train with workers (one restart), clae, acl and rcl-bound refuse them', () => {
+test('--workers is validated; study-at, rocl and acl train with workers (one restart), clae and rcl-bound refuse them', () => {
   for (const workers of [0, 1.5, -1]) {
     assert.throws(() => resolveTrainConfig({ workers }), (e: unknown) => e instanceof InputError && /--workers: expected an integer >= 1/.test(e.message));
   }
   for (const scheme of ['cl', 'scl'] as const) {
-    for (const method of ['clae', 'acl', 'rcl-bound'] as const) {
+    for (const method of ['clae', 'rcl-bound'] as const) {
       assert.throws(
         () => resolveTrainConfig({ scheme, regime: 'at', method, workers: 2 }),
-        (e: unknown) => e instanceof InputError && /--workers/.test(e.message) && e.message.includes(method) && e.message.includes('study-at or rocl'),
+        (e: unknown) => e instanceof InputError && /--workers/.test(e.message) && e.message.includes(method) && e.message.includes('study-at, rocl or acl'),
       );
       assert.doesNotThrow(() => resolveTrainConfig({ scheme, regime: 'at', method, workers: 1 }));
     }
-    for (const method of ['study-at', 'rocl'] as const) {
+    for (const method of ['study-at', 'rocl', 'acl'] as const) {
       assert.doesNotThrow(() => resolveTrainConfig({ scheme, regime: 'at', method, workers: 2 }));
       assert.throws(
         () => resolveTrainConfig({ scheme, regime: 'at', method, workers: 2, attack: { ...PGD, restarts: 2 } }),

@@ -7,7 +7,7 @@ import type { ProjectionConfig } from '../models/projection.js';
 import type { BatchSeeds } from './methods.js';
 import type { Learner } from './learner.js';
 import { workersUnsupported, type TrainConfig } from './options.js';
-import { flatSize, Replica, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
+import { attackHasPartner, flatSize, Replica, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
 
 /**
  * Data-parallel training over worker threads (docs/decisions.md, "Data-parallel training"): each step
@@ -198,9 +198,10 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
         return threads[r.k - 1].request({ type: 'attackStart', x: xs, y: ys, seeds: ss }, 'embedded', [xs.buffer as ArrayBuffer]);
       });
       const first = [main.startAttack(own.x, own.y, shape, own.seeds), ...(await settleAll(started)).map((m) => m.z)];
-      // Each start reply is [z_partner; z_adv], two halves of equal size.
-      const partners = first.map((z) => z.slice(0, z.length / 2));
-      let advs: Float32Array[] = first.map((z) => z.slice(z.length / 2));
+      // Each start reply is [z_partner; z_adv], two halves of equal size (acl: z_adv only, no fixed partner).
+      const partnered = attackHasPartner(cfg.method);
+      const partners = first.map((z) => (partnered ? z.slice(0, z.length / 2) : new Float32Array(0)));
+      let advs: Float32Array[] = first.map((z) => (partnered ? z.slice(z.length / 2) : z));
       for (let s = 0; s < cfg.attack.steps; s++) {
         const stepped = remote.map((r, j) => threads[r.k - 1].request({ type: 'attackStep', partners, advs, own: j + 1, labels: y }, 'embedded'));
         advs = [main.attackStep(partners, advs, 0, y), ...(await settleAll(stepped)).map((m) => m.z)];

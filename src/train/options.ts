@@ -169,14 +169,14 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
 }
 
 /** The contrastive methods that train data-parallel with all-gathered embeddings (src/train/replica.ts). */
-export const SHARDED_CONTRASTIVE_METHODS = ['none', 'study-at', 'rocl'] as const;
+export const SHARDED_CONTRASTIVE_METHODS = ['none', 'study-at', 'rocl', 'acl'] as const;
 
 /**
  * Why `cfg` cannot train data-parallel over several threads, or null when it can. Objectives that are
  * means over samples split into shards exactly; the plain contrastive losses are exact with an
- * all-gather of the embeddings; study-at and rocl attack with an all-gather of the adversarial
- * embeddings at every PGD step (one run: the per-sample choice among restarts is not sharded). clae,
- * acl and rcl-bound are refused (their extra BatchNorm stream or discriminator is not sharded).
+ * all-gather of the embeddings; study-at, rocl and acl attack with an all-gather of the adversarial
+ * embeddings at every PGD step (one run: the per-sample choice among restarts is not sharded). clae and
+ * rcl-bound are refused (their auxiliary BatchNorm stream or discriminator term is not sharded).
  */
 export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 'attack'>): string | null {
   if (cfg.scheme === 'sl' || cfg.method === 'none') return null;
@@ -186,7 +186,7 @@ export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 
   }
   return (
     `--scheme ${cfg.scheme} --method ${cfg.method} trains on an attack or loss that worker threads do not shard; ` +
-    `use --workers 1 (worker threads support sl with every method, and cl/scl with regime st or --method ${SHARDED_CONTRASTIVE_METHODS.filter((m) => m !== 'none').join(' or ')})`
+    `use --workers 1 (worker threads support sl with every method, and cl/scl with regime st or --method study-at, rocl or acl)`
   );
 }
 

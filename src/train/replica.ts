@@ -3,7 +3,7 @@ import { l2Normalize } from '../models/projection.js';
 import { crossEntropyPerSample } from '../attacks/losses.js';
 import { subSeed } from '../util/rng.js';
 import { ascentStep, pgdStartPoint, type PerSampleLoss, type PgdOptions } from '../attacks/pgd.js';
-import { augmentView, batchGradients, embed, type BatchGradients, type BatchSeeds } from './methods.js';
+import { augmentView, batchGradients, embed, embedAdv, type BatchGradients, type BatchSeeds } from './methods.js';
 import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
 import { stopGradient } from './gradients.js';
 import { learnerVariables, learnerWeights, type Learner } from './learner.js';
@@ -88,34 +88,79 @@ export interface ShardResult {
   correct: number;
 }
 
+/** Which BatchNorm stream embeds a part: the model's, or ACL's adversarial stream (learner.advFeatures). */
+export type Stream = 'main' | 'adv';
+
 /**
- * The contrastive terms of a method's training loss over the images a shard embeds in its training
- * forward (the parts: 'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]), mirroring
- * prepareContrastive in src/train/methods.ts: each term is weight * mean contrastivePerImage(parts).
- * The probe (online linear head) reads the first part's features, as there.
+ * A method's training loss over the images ("parts") a shard embeds in its training forward, mirroring
+ * prepareContrastive in src/train/methods.ts: the parts' streams (the parts of one stream go through one
+ * forward, one BatchNorm batch, as there) and the contrastive terms, each weight * mean
+ * contrastivePerImage(those parts). The probe (online linear head) reads part 0's features.
+ *   'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]; 'acl' [v1, v2, adv1, adv2].
  */
-export function shardedTerms(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): Array<{ parts: number[]; weight: number }> {
+export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { streams: Stream[]; terms: Array<{ parts: number[]; weight: number }> } {
   switch (cfg.method) {
     case 'none':
-      return [{ parts: [0, 1], weight: 1 }];
+      return { streams: ['main', 'main'], terms: [{ parts: [0, 1], weight: 1 }] };
     case 'study-at':
-      return [
-        { parts: [0, 1], weight: 1 },
-        { parts: [2, 3], weight: 1 },
-      ];
+      return {
+        streams: ['main', 'main', 'main', 'main'],
+        terms: [
+          { parts: [0, 1], weight: 1 },
+          { parts: [2, 3], weight: 1 },
+        ],
+      };
     case 'rocl':
-      return [
-        { parts: [0, 1, 2], weight: 1 },
-        { parts: [2, 1], weight: 1 / cfg.roclLambda },
-      ];
+      return {
+        streams: ['main', 'main', 'main'],
+        terms: [
+          { parts: [0, 1, 2], weight: 1 },
+          { parts: [2, 1], weight: 1 / cfg.roclLambda },
+        ],
+      };
+    case 'acl':
+      return {
+        streams: ['main', 'main', 'adv', 'adv'],
+        terms: [
+          { parts: [0, 1], weight: 0.5 },
+          { parts: [2, 3], weight: 0.5 },
+        ],
+      };
     default:
       throw new Error(`method '${cfg.method}' has no data-parallel contrastive loss (a bug: options.ts should refuse it)`);
   }
 }
 
+/** Whether a method's attack has a fixed partner embedding (study-at, rocl) or perturbs both views (acl). */
+export function attackHasPartner(method: string): boolean {
+  return method !== 'acl';
+}
+
+/**
+ * Training-mode forward of the parts by stream (one forward per stream, the parts concatenated in order):
+ * per part its L2-normalised projection, and part 0's pooled features.
+ */
+function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[]): { z: tf.Tensor2D[]; first: tf.Tensor2D } {
+  const z: tf.Tensor2D[] = new Array(parts.length);
+  let first: tf.Tensor2D | undefined;
+  for (const stream of ['main', 'adv'] as const) {
+    const idx = parts.map((_, i) => i).filter((i) => streams[i] === stream);
+    if (idx.length === 0) continue;
+    const net = stream === 'main' ? learner.features : learner.advFeatures!;
+    const feats = net.apply(idx.length === 1 ? parts[idx[0]] : tf.concat(idx.map((i) => parts[i]), 0), { training: true }) as tf.Tensor2D;
+    const emb = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
+    // (Backprop through a one-way tf.split fails in tfjs 4.22, so one part is not split.)
+    const sizes = idx.map((i) => parts[i].shape[0]);
+    const zs = idx.length === 1 ? [emb] : (tf.split(emb, sizes, 0) as tf.Tensor2D[]);
+    idx.forEach((i, j) => (z[i] = zs[j]));
+    if (idx[0] === 0) first = idx.length === 1 ? feats : (tf.split(feats, sizes, 0)[0] as tf.Tensor2D);
+  }
+  return { z, first: first! };
+}
+
 /** A shard's attack in progress (adversarial contrastive methods): see Replica.startAttack. */
 interface ShardAttack {
-  /** The clean images attacked (the ball's centre). */
+  /** The clean images attacked (the ball's centre): x (study-at), v1 (rocl), [v1; v2] (acl). */
   x0: tf.Tensor4D;
   adv: tf.Tensor4D;
   opts: PgdOptions;
@@ -211,21 +256,30 @@ export class Replica {
    */
   startAttack(x: Float32Array, y: Int32Array, shape: [number, number, number], seeds: BatchSeeds): Float32Array {
     this.dropViews();
-    const cfg = this.learner.cfg;
+    const { learner } = this;
+    const cfg = learner.cfg;
     const xs = tf.tensor4d(x, [y.length, ...shape]);
     const v1 = augmentView(xs, cfg, seeds.augment, 1);
     const v2 = augmentView(xs, cfg, seeds.augment, 2);
-    const rocl = cfg.method === 'rocl';
-    // As contrastiveAttack: rocl always starts at random; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
-    const opts: PgdOptions = { ...cfg.attack, randomStart: rocl ? true : cfg.attack.randomStart, seed: seeds.attack };
-    const x0 = rocl ? v1 : xs;
+    const method = cfg.method;
+    // As contrastiveAttack / aclAttack: rocl always starts at random; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
+    const opts: PgdOptions = { ...cfg.attack, randomStart: method === 'rocl' ? true : cfg.attack.randomStart, seed: seeds.attack };
+    const x0 = method === 'rocl' ? v1 : method === 'acl' ? (tf.concat([v1, v2], 0) as tf.Tensor4D) : xs;
     const adv = pgdStartPoint(x0, opts, subSeed(opts.seed, 'restart', 0));
     this.attack = { x0, adv, opts, x: xs, v1, v2 };
     this.labels = tf.tensor1d(y, 'int32');
-    const z = tf.tidy(() => tf.concat([embed(this.learner, rocl ? v2 : xs, false), embed(this.learner, adv, false)], 0));
+    const z = tf.tidy(() => {
+      const advZ = this.attackEmbedding(adv);
+      return attackHasPartner(method) ? tf.concat([embed(learner, method === 'rocl' ? v2 : xs, false), advZ], 0) : advZ;
+    });
     const out = (z.dataSync() as Float32Array).slice();
     z.dispose();
     return out;
+  }
+
+  /** Inference-mode embeddings of adversarial images in the stream the method attacks through. */
+  private attackEmbedding(adv: tf.Tensor4D): tf.Tensor2D {
+    return this.learner.cfg.method === 'acl' ? embedAdv(this.learner, adv, false) : embed(this.learner, adv, false);
   }
 
   /**
@@ -241,22 +295,29 @@ export class Replica {
     if (!a) throw new Error('attackStep before startAttack (a bug)');
     const { learner } = this;
     const cfg = learner.cfg;
-    const n = a.adv.shape[0];
-    const d = partners[own].length / n;
+    const d = advs[own].length / a.adv.shape[0];
+    // acl attacks [v1; v2] of each shard: its embeddings are two halves, the batch's two views.
+    const halves = attackHasPartner(cfg.method) ? 1 : 2;
     const allLabels = tf.tensor1d(labels, 'int32');
     const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
-    const partner = tf.tensor2d(concatFloats(partners), [labels.length, d]);
-    const constants = advs.map((z, j) => (j === own ? null : tf.tensor2d(z, [z.length / d, d])));
+    const partner = halves === 1 ? tf.tensor2d(concatFloats(partners), [labels.length, d]) : null;
+    const constants = advs.map((z, j) => {
+      if (j === own) return null;
+      const rows = z.length / (halves * d);
+      return Array.from({ length: halves }, (_, h) => tf.tensor2d(z.subarray(h * rows * d, (h + 1) * rows * d), [rows, d]));
+    });
     const objective: PerSampleLoss = (xa) =>
       tf.tidy(() => {
-        const live = embed(learner, xa, false);
-        const all = tf.concat(constants.map((c) => c ?? live), 0) as tf.Tensor2D;
-        return contrastivePerImage([all, partner], groups, cfg.temperature);
+        const emb = this.attackEmbedding(xa);
+        const live = halves === 1 ? [emb] : (tf.split(emb, 2, 0) as tf.Tensor2D[]);
+        const view = (h: number) => tf.concat(constants.map((c) => (c ? c[h] : live[h])), 0) as tf.Tensor2D;
+        // acl: aclAttack's per-sample loss is [perImage, perImage] / 2; its sum (what PGD ascends) is perImage's.
+        return contrastivePerImage(halves === 1 ? [view(0), partner!] : [view(0), view(1)], groups, cfg.temperature);
       });
     const next = ascentStep(objective, a.adv, a.x0, a.opts);
-    tf.dispose([allLabels, groups, partner, ...constants.filter((c): c is tf.Tensor2D => c !== null), a.adv]);
+    tf.dispose([allLabels, groups, ...(partner ? [partner] : []), ...constants.flatMap((c) => c ?? []), a.adv]);
     a.adv = next;
-    const z = embed(learner, next, false);
+    const z = this.attackEmbedding(next);
     const out = (z.dataSync() as Float32Array).slice();
     z.dispose();
     return out;
@@ -272,9 +333,17 @@ export class Replica {
     const a = this.attack;
     if (!a || !this.labels) throw new Error('finishAttack before startAttack (a bug)');
     const y = this.labels.dataSync() as Int32Array;
-    const rocl = this.learner.cfg.method === 'rocl';
-    const parts = rocl ? [a.v1, a.v2, a.adv] : [a.x, a.adv, a.v1, a.v2];
-    if (rocl) a.x.dispose();
+    const method = this.learner.cfg.method;
+    let parts: tf.Tensor4D[];
+    if (method === 'study-at') parts = [a.x, a.adv, a.v1, a.v2];
+    else {
+      a.x.dispose();
+      if (method === 'rocl') parts = [a.v1, a.v2, a.adv];
+      else {
+        parts = [a.v1, a.v2, ...(tf.split(a.adv, 2, 0) as tf.Tensor4D[])];
+        tf.dispose([a.adv, a.x0]);
+      }
+    }
     this.attack = null;
     // embedShard takes the parts over (and disposes them with the views).
     this.labels.dispose();
@@ -294,10 +363,8 @@ export class Replica {
     this.views = views;
     this.labels = tf.tensor1d(y, 'int32');
     const saved = this.stats.map((w) => w.read().clone());
-    const z = tf.tidy(() => {
-      const feats = learner.features.apply(tf.concat(views, 0), { training: true }) as tf.Tensor2D;
-      return l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
-    });
+    const { streams } = shardedLoss(learner.cfg);
+    const z = tf.tidy(() => tf.concat(forwardParts(learner, views, streams).z, 0));
     this.stats.forEach((w, i) => w.write(saved[i]));
     tf.dispose(saved);
     const out = (z.dataSync() as Float32Array).slice();
@@ -322,7 +389,7 @@ export class Replica {
     const d = gathered[own].length / (parts * y.shape[0]);
     const allLabels = tf.tensor1d(labels, 'int32');
     const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
-    const terms = shardedTerms(cfg);
+    const { streams, terms } = shardedLoss(cfg);
     const constants = gathered.map((z, j) => {
       if (j === own) return null;
       const n = z.length / (parts * d);
@@ -332,10 +399,7 @@ export class Replica {
     let reported: tf.Scalar | undefined;
     const wd = cfg.weightDecay;
     const { grads, value } = tf.variableGrads(() => {
-      const feats = learner.features.apply(tf.concat(views, 0), { training: true }) as tf.Tensor2D;
-      const z = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
-      const zs = tf.split(z, parts, 0) as tf.Tensor2D[];
-      const [f1] = tf.split(feats, parts, 0) as tf.Tensor2D[];
+      const { z: zs, first: f1 } = forwardParts(learner, views, streams);
       const all = (part: number) => tf.concat(constants.map((c) => (c ? c[part] : zs[part])), 0) as tf.Tensor2D;
       const contrast = tf.addN(
         terms.map((t) => {
@@ -360,8 +424,8 @@ export class Replica {
   /** Dispose what a step left behind (views, labels, an attack in progress); idempotent. */
   dropViews(): void {
     const a = this.attack;
-    // x0 is x or v1, both listed.
-    if (a) tf.dispose([a.x, a.v1, a.v2, a.adv]);
+    // x0 is x or v1 (listed), or acl's own [v1; v2].
+    if (a) tf.dispose([a.x, a.v1, a.v2, a.adv, ...(a.x0 !== a.x && a.x0 !== a.v1 ? [a.x0] : [])]);
     if (this.views) tf.dispose(this.views);
     if (this.labels) this.labels.dispose();
     this.attack = null;
