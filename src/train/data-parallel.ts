@@ -227,7 +227,6 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
       replies = await settleAll(pending);
     }
     const results = [mine, ...replies];
-
     const workers = remote.map((r) => threads[r.k - 1]);
     const grads = weightedSum([mine.grads, ...workers.map((t) => t.gradBuffer)], new Array(ranges.length).fill(1));
     // Moving statistics: the sample-weighted mean of the replicas' (each moved once, by its own shard).
