@@ -1,6 +1,7 @@
 /**
  * Training throughput (images/s) of one optimizer step at batch 128 on the small ResNet (CIFAR
- * shape, 32x32x3), for standard training, PGD adversarial training and SimCLR, on the current
+ * shape, 32x32x3), for standard training, PGD adversarial training, SimCLR and the study's contrastive
+ * AT (study-at, no PyTorch twin), on the current
  * backend, on the main thread alone and data-parallel over --workers threads (src/train/data-parallel.ts);
  * next to the same model in PyTorch (--threads threads) when /usr/bin/python3 has torch, measured in the same run.
  *   npm run bench:train [-- --backend wasm --steps 4 --threads 2 --workers 2]
@@ -41,6 +42,8 @@ interface Row {
   /** Data-parallel over this many threads (main thread included); compared with PyTorch's row `torchKey`. */
   workers?: number;
   torchKey?: string;
+  /** No PyTorch twin (bench/train_torch.py has no such method). */
+  noTorch?: boolean;
 }
 // The sl rows train without augmentation (sl's default augments) because the PyTorch side does not augment them.
 const ROWS: Row[] = [
@@ -51,6 +54,9 @@ const ROWS: Row[] = [
   { key: 'sl-st-dp', label: `ST, ${workers} workers`, cfg: { scheme: 'sl', regime: 'st' }, workers, torchKey: 'sl-st' },
   { key: 'sl-pgd-dp', label: `PGD-AT, ${workers} workers`, cfg: { scheme: 'sl', regime: 'at', method: 'pgd' }, workers, torchKey: 'sl-pgd' },
   { key: 'cl-st-dp', label: `SimCLR, ${workers} workers (embeddings all-gathered)`, cfg: { scheme: 'cl', regime: 'st' }, workers, torchKey: 'cl-st' },
+  // The study's contrastive AT: PGD-5 on the clean image, then x, x_adv and two views through the encoder.
+  { key: 'cl-study-at', label: 'study-at (cl, PGD-5 8/255 on x; x, x_adv, 2 views in the loss)', cfg: { scheme: 'cl', regime: 'at', method: 'study-at' }, noTorch: true },
+  { key: 'cl-study-at-dp', label: `study-at (cl), ${workers} workers (embeddings all-gathered at every attack step)`, cfg: { scheme: 'cl', regime: 'at', method: 'study-at' }, workers, noTorch: true },
 ];
 
 const backend = await initBackend(backendChoice);
@@ -107,7 +113,7 @@ async function augmentRate(): Promise<number> {
 
 function torchRates(): { rates?: Record<string, number>; note: string } {
   const script = path.resolve('bench/train_torch.py');
-  const cfg = { batch, steps, warmup, threads, attack, methods: ROWS.filter((r) => !r.torchKey).map((r) => r.key) };
+  const cfg = { batch, steps, warmup, threads, attack, methods: ROWS.filter((r) => !r.torchKey && !r.noTorch).map((r) => r.key) };
   const r = spawnSync('/usr/bin/python3', [script, JSON.stringify(cfg)], { encoding: 'utf8' });
   if (r.status !== 0) {
     const why = r.error ? r.error.message : (r.stderr || '').trim().split('\n').pop();
@@ -131,6 +137,7 @@ console.log('|---|---|---|---|');
 for (const row of ROWS) {
   const t = torch.rates?.[row.torchKey ?? row.key];
   const o = ours[row.key];
-  console.log(`| ${row.label} | ${Number.isNaN(o) ? 'n/a (CPU backends only)' : o.toFixed(1)} | ${t ? t.toFixed(1) : 'n/a'} | ${t && !Number.isNaN(o) ? (o / t).toFixed(3) : 'n/a'} |`);
+  const ratio = row.noTorch ? 'no PyTorch twin' : t && !Number.isNaN(o) ? (o / t).toFixed(3) : 'n/a';
+  console.log(`| ${row.label} | ${Number.isNaN(o) ? 'n/a (CPU backends only)' : o.toFixed(1)} | ${row.noTorch ? '-' : t ? t.toFixed(1) : 'n/a'} | ${ratio} |`);
 }
 console.log(`\nContrastive augmentation alone (robustsim, ${backend}): ${aug.toFixed(0)} img/s per view.`);

@@ -75,7 +75,8 @@ export function randomStartPoint(x0: tf.Tensor4D, norm: Norm, eps: number, seed:
   });
 }
 
-function ascentStep(lossFn: PerSampleLoss, x: tf.Tensor4D, x0: tf.Tensor4D, opts: PgdOptions): tf.Tensor4D {
+/** One PGD step from x: ascend the sign (l_inf) or normalised (l_2) gradient of sum(lossFn), then project. */
+export function ascentStep(lossFn: PerSampleLoss, x: tf.Tensor4D, x0: tf.Tensor4D, opts: PgdOptions): tf.Tensor4D {
   return tf.tidy(() => {
     const grad = tf.grad((xi: tf.Tensor) => tf.sum(lossFn(xi as tf.Tensor4D)))(x) as tf.Tensor4D;
     const direction = opts.norm === 'linf' ? tf.sign(grad) : tf.div(grad, sampleNorm(grad));
@@ -83,8 +84,13 @@ function ascentStep(lossFn: PerSampleLoss, x: tf.Tensor4D, x0: tf.Tensor4D, opts
   });
 }
 
+/** The point a PGD run starts from: x0, or a random point of the ball (seed: the run's, as singleRun's). */
+export function pgdStartPoint(x0: tf.Tensor4D, opts: PgdOptions, seed: number): tf.Tensor4D {
+  return opts.randomStart && opts.eps > 0 ? randomStartPoint(x0, opts.norm, opts.eps, seed) : tf.clone(x0);
+}
+
 function singleRun(lossFn: PerSampleLoss, x0: tf.Tensor4D, opts: PgdOptions, seed: number): tf.Tensor4D {
-  let x = opts.randomStart && opts.eps > 0 ? randomStartPoint(x0, opts.norm, opts.eps, seed) : tf.clone(x0);
+  let x = pgdStartPoint(x0, opts, seed);
   for (let i = 0; i < opts.steps; i++) {
     const next = ascentStep(lossFn, x, x0, opts);
     x.dispose();

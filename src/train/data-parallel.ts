@@ -7,7 +7,7 @@ import type { ProjectionConfig } from '../models/projection.js';
 import type { BatchSeeds } from './methods.js';
 import type { Learner } from './learner.js';
 import { workersUnsupported, type TrainConfig } from './options.js';
-import { flatSize, Replica, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
+import { attackHasPartner, flatSize, Replica, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
 
 /**
  * Data-parallel training over worker threads (docs/decisions.md, "Data-parallel training"): each step
@@ -21,8 +21,11 @@ import { flatSize, Replica, shardRanges, shardSeeds, unflatten, weightedSum, typ
  * Objectives that are means over samples with per-sample attacks (sl: cross-entropy with PGD, TRADES)
  * split exactly; the plain contrastive objectives (cl/scl, method 'none') need every in-batch negative,
  * so they all-gather the shards' embeddings first and each replica back-propagates the full-batch loss
- * through its own embeddings only. Contrastive attacks maximise a batch loss whose negatives move with
- * every attack step, so adversarial contrastive methods are refused (workersUnsupported).
+ * through its own embeddings only. The adversarial contrastive methods study-at, rocl and acl attack with
+ * a batch loss whose negatives move at every attack step: each PGD step all-gathers the shards'
+ * adversarial embeddings and each replica steps its own shard's images on the full-batch loss (others'
+ * embeddings constant), then their training loss is all-gathered as for plain contrastive learning.
+ * The other adversarial contrastive methods are refused (workersUnsupported).
  */
 
 export interface ReplicaInit {
@@ -40,6 +43,9 @@ export type ReplicaRequest =
   | { type: 'mean'; x: Float32Array; y: Int32Array; seeds: BatchSeeds; scale: number }
   | { type: 'embed'; x: Float32Array; y: Int32Array; seeds: BatchSeeds }
   | { type: 'contrast'; gathered: Float32Array[]; own: number; labels: Int32Array; scale: number }
+  | { type: 'attackStart'; x: Float32Array; y: Int32Array; seeds: BatchSeeds }
+  | { type: 'attackStep'; partners: Float32Array[]; advs: Float32Array[]; own: number; labels: Int32Array }
+  | { type: 'attackEnd' }
   | { type: 'close' };
 
 export type ReplicaReply =
@@ -173,6 +179,37 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
     });
     main.readWeights(weights);
     const own = part(ranges[0]);
+    /** Plain contrastive phase 1: every shard's embeddings of its two views. */
+    async function embedPlain(parts: Array<ReturnType<typeof part>>): Promise<Float32Array[]> {
+      const embedded = remote.map((r, j) => {
+        const { x: xs, y: ys, seeds: ss } = parts[j];
+        return threads[r.k - 1].request({ type: 'embed', x: xs, y: ys, seeds: ss }, 'embedded', [xs.buffer as ArrayBuffer]);
+      });
+      return [main.embedImages(own.x, own.y, shape, own.seeds), ...(await settleAll(embedded)).map((m) => m.z)];
+    }
+
+    /**
+     * Adversarial contrastive phase 1: the sharded attack (one all-gather of the adversarial
+     * embeddings per PGD step), then every shard's embeddings of its training images.
+     */
+    async function embedAttacked(parts: Array<ReturnType<typeof part>>): Promise<Float32Array[]> {
+      const started = remote.map((r, j) => {
+        const { x: xs, y: ys, seeds: ss } = parts[j];
+        return threads[r.k - 1].request({ type: 'attackStart', x: xs, y: ys, seeds: ss }, 'embedded', [xs.buffer as ArrayBuffer]);
+      });
+      const first = [main.startAttack(own.x, own.y, shape, own.seeds), ...(await settleAll(started)).map((m) => m.z)];
+      // Each start reply is [z_partner; z_adv], two halves of equal size (acl: z_adv only, no fixed partner).
+      const partnered = attackHasPartner(cfg.method);
+      const partners = first.map((z) => (partnered ? z.slice(0, z.length / 2) : new Float32Array(0)));
+      let advs: Float32Array[] = first.map((z) => (partnered ? z.slice(z.length / 2) : z));
+      for (let s = 0; s < cfg.attack.steps; s++) {
+        const stepped = remote.map((r, j) => threads[r.k - 1].request({ type: 'attackStep', partners, advs, own: j + 1, labels: y }, 'embedded'));
+        advs = [main.attackStep(partners, advs, 0, y), ...(await settleAll(stepped)).map((m) => m.z)];
+      }
+      const ended = remote.map((r) => threads[r.k - 1].request({ type: 'attackEnd' }, 'embedded'));
+      return [main.finishAttack(), ...(await settleAll(ended)).map((m) => m.z)];
+    }
+
     let mine: ShardResult;
     let replies: Array<{ loss: number; correct: number }>;
     if (!contrastive) {
@@ -184,11 +221,7 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
       replies = await settleAll(pending);
     } else {
       const parts = remote.map(part);
-      const embedded = remote.map((r, j) => {
-        const { x: xs, y: ys, seeds: ss } = parts[j];
-        return threads[r.k - 1].request({ type: 'embed', x: xs, y: ys, seeds: ss }, 'embedded', [xs.buffer as ArrayBuffer]);
-      });
-      const gathered = [main.embedImages(own.x, own.y, shape, own.seeds), ...(await settleAll(embedded)).map((m) => m.z)];
+      const gathered = cfg.method === 'none' ? await embedPlain(parts) : await embedAttacked(parts);
       const pending = remote.map((r, j) => threads[r.k - 1].request({ type: 'contrast', gathered, own: j + 1, labels: y, scale: parts[j].scale }, 'shard'));
       mine = main.contrastShard(gathered, 0, y, own.scale);
       replies = await settleAll(pending);

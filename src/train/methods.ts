@@ -101,7 +101,7 @@ export function contrastiveAttack(
 }
 
 /** L2-normalised projection through ACL's adversarial BatchNorm stream. */
-function embedAdv(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
+export function embedAdv(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
   return tf.tidy(() => l2Normalize(learner.head!.apply(learner.advFeatures!.apply(x, { training }), { training }) as tf.Tensor2D));
 }
 

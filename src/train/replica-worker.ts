@@ -44,6 +44,22 @@ try {
           post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
           break;
         }
+        case 'attackStart': {
+          replica.writeWeights(weights);
+          const z = replica.startAttack(m.x, m.y, init.shape, m.seeds);
+          post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
+          break;
+        }
+        case 'attackStep': {
+          const z = replica.attackStep(m.partners, m.advs, m.own, m.labels);
+          post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
+          break;
+        }
+        case 'attackEnd': {
+          const z = replica.finishAttack();
+          post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
+          break;
+        }
         case 'contrast':
           result(replica.contrastShard(m.gathered, m.own, m.labels, m.scale));
           break;

@@ -2,10 +2,12 @@ import * as tf from '@tensorflow/tfjs';
 import { l2Normalize } from '../models/projection.js';
 import { crossEntropyPerSample } from '../attacks/losses.js';
 import { subSeed } from '../util/rng.js';
-import { augmentView, batchGradients, type BatchGradients, type BatchSeeds } from './methods.js';
+import { ascentStep, pgdStartPoint, type PerSampleLoss, type PgdOptions } from '../attacks/pgd.js';
+import { augmentView, batchGradients, embed, embedAdv, type BatchGradients, type BatchSeeds } from './methods.js';
 import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
 import { stopGradient } from './gradients.js';
 import { learnerVariables, learnerWeights, type Learner } from './learner.js';
+import type { TrainConfig } from './options.js';
 
 /**
  * One replica of a data-parallel training step (src/train/data-parallel.ts): the learner of the main
@@ -86,6 +88,88 @@ export interface ShardResult {
   correct: number;
 }
 
+/** Which BatchNorm stream embeds a part: the model's, or ACL's adversarial stream (learner.advFeatures). */
+export type Stream = 'main' | 'adv';
+
+/**
+ * A method's training loss over the images ("parts") a shard embeds in its training forward, mirroring
+ * prepareContrastive in src/train/methods.ts: the parts' streams (the parts of one stream go through one
+ * forward, one BatchNorm batch, as there) and the contrastive terms, each weight * mean
+ * contrastivePerImage(those parts). The probe (online linear head) reads part 0's features.
+ *   'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]; 'acl' [v1, v2, adv1, adv2].
+ */
+export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { streams: Stream[]; terms: Array<{ parts: number[]; weight: number }> } {
+  switch (cfg.method) {
+    case 'none':
+      return { streams: ['main', 'main'], terms: [{ parts: [0, 1], weight: 1 }] };
+    case 'study-at':
+      return {
+        streams: ['main', 'main', 'main', 'main'],
+        terms: [
+          { parts: [0, 1], weight: 1 },
+          { parts: [2, 3], weight: 1 },
+        ],
+      };
+    case 'rocl':
+      return {
+        streams: ['main', 'main', 'main'],
+        terms: [
+          { parts: [0, 1, 2], weight: 1 },
+          { parts: [2, 1], weight: 1 / cfg.roclLambda },
+        ],
+      };
+    case 'acl':
+      return {
+        streams: ['main', 'main', 'adv', 'adv'],
+        terms: [
+          { parts: [0, 1], weight: 0.5 },
+          { parts: [2, 3], weight: 0.5 },
+        ],
+      };
+    default:
+      throw new Error(`method '${cfg.method}' has no data-parallel contrastive loss (a bug: options.ts should refuse it)`);
+  }
+}
+
+/** Whether a method's attack has a fixed partner embedding (study-at, rocl) or perturbs both views (acl). */
+export function attackHasPartner(method: string): boolean {
+  return method !== 'acl';
+}
+
+/**
+ * Training-mode forward of the parts by stream (one forward per stream, the parts concatenated in order):
+ * per part its L2-normalised projection, and part 0's pooled features.
+ */
+function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[]): { z: tf.Tensor2D[]; first: tf.Tensor2D } {
+  const z: tf.Tensor2D[] = new Array(parts.length);
+  let first: tf.Tensor2D | undefined;
+  for (const stream of ['main', 'adv'] as const) {
+    const idx = parts.map((_, i) => i).filter((i) => streams[i] === stream);
+    if (idx.length === 0) continue;
+    const net = stream === 'main' ? learner.features : learner.advFeatures!;
+    const feats = net.apply(idx.length === 1 ? parts[idx[0]] : tf.concat(idx.map((i) => parts[i]), 0), { training: true }) as tf.Tensor2D;
+    const emb = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
+    // (Backprop through a one-way tf.split fails in tfjs 4.22, so one part is not split.)
+    const sizes = idx.map((i) => parts[i].shape[0]);
+    const zs = idx.length === 1 ? [emb] : (tf.split(emb, sizes, 0) as tf.Tensor2D[]);
+    idx.forEach((i, j) => (z[i] = zs[j]));
+    if (idx[0] === 0) first = idx.length === 1 ? feats : (tf.split(feats, sizes, 0)[0] as tf.Tensor2D);
+  }
+  return { z, first: first! };
+}
+
+/** A shard's attack in progress (adversarial contrastive methods): see Replica.startAttack. */
+interface ShardAttack {
+  /** The clean images attacked (the ball's centre): x (study-at), v1 (rocl), [v1; v2] (acl). */
+  x0: tf.Tensor4D;
+  adv: tf.Tensor4D;
+  opts: PgdOptions;
+  /** The shard's clean images and views, for the training forward after the attack. */
+  x: tf.Tensor4D;
+  v1: tf.Tensor4D;
+  v2: tf.Tensor4D;
+}
+
 export class Replica {
   /** Every weight (trainable and not), the broadcast order. */
   readonly weights: tf.LayerVariable[];
@@ -93,9 +177,10 @@ export class Replica {
   readonly stats: tf.LayerVariable[];
   readonly vars: tf.Variable[];
   readonly decayed: tf.Variable[];
-  /** Contrastive shards keep their augmented views between the embedding and the gradient phase. */
-  private views: [tf.Tensor4D, tf.Tensor4D] | null = null;
+  /** Contrastive shards keep the images of their training forward between the embedding and the gradient phase. */
+  private views: tf.Tensor4D[] | null = null;
   private labels: tf.Tensor1D | null = null;
+  private attack: ShardAttack | null = null;
 
   constructor(readonly learner: Learner) {
     this.weights = learnerWeights(learner);
@@ -164,20 +249,122 @@ export class Replica {
   }
 
   /**
-   * Contrastive phase 1: the embeddings [z1; z2] ([2n, d]) of the shard's two views (kept, and
-   * disposed, by the replica), by a training-mode forward as in the step. BatchNorm moving statistics
-   * are restored afterwards, so only phase 2's forward moves them, once per step as without workers.
+   * Adversarial contrastive methods (study-at, rocl), attack phase 0 on a shard's images: its views,
+   * the attacked images and the PGD start point (the shard's own random start, as the single-thread
+   * attack seeds it). Returns [z_partner; z_adv] ([2n, d]): the inference-mode embeddings of the
+   * partner images (study-at: x itself; rocl: view 2) and of the start point, for the all-gather.
    */
-  embedShard(views: [tf.Tensor4D, tf.Tensor4D], y: Int32Array): Float32Array {
+  startAttack(x: Float32Array, y: Int32Array, shape: [number, number, number], seeds: BatchSeeds): Float32Array {
+    this.dropViews();
+    const { learner } = this;
+    const cfg = learner.cfg;
+    const xs = tf.tensor4d(x, [y.length, ...shape]);
+    const v1 = augmentView(xs, cfg, seeds.augment, 1);
+    const v2 = augmentView(xs, cfg, seeds.augment, 2);
+    const method = cfg.method;
+    // As contrastiveAttack / aclAttack: rocl always starts at random; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
+    const opts: PgdOptions = { ...cfg.attack, randomStart: method === 'rocl' ? true : cfg.attack.randomStart, seed: seeds.attack };
+    const x0 = method === 'rocl' ? v1 : method === 'acl' ? (tf.concat([v1, v2], 0) as tf.Tensor4D) : xs;
+    const adv = pgdStartPoint(x0, opts, subSeed(opts.seed, 'restart', 0));
+    this.attack = { x0, adv, opts, x: xs, v1, v2 };
+    this.labels = tf.tensor1d(y, 'int32');
+    const z = tf.tidy(() => {
+      const advZ = this.attackEmbedding(adv);
+      return attackHasPartner(method) ? tf.concat([embed(learner, method === 'rocl' ? v2 : xs, false), advZ], 0) : advZ;
+    });
+    const out = (z.dataSync() as Float32Array).slice();
+    z.dispose();
+    return out;
+  }
+
+  /** Inference-mode embeddings of adversarial images in the stream the method attacks through. */
+  private attackEmbedding(adv: tf.Tensor4D): tf.Tensor2D {
+    return this.learner.cfg.method === 'acl' ? embedAdv(this.learner, adv, false) : embed(this.learner, adv, false);
+  }
+
+  /**
+   * One PGD step of this shard's attack on the full-batch attack loss (contrastiveAttackLoss of
+   * src/train/methods.ts: per image, the contrastive loss of (x', partner) with in-batch negatives):
+   * the other shards' adversarial embeddings are constants and this shard's are recomputed live, so
+   * the gradient with respect to this shard's images is the full-batch one (the loss depends on them
+   * only through their own embeddings). Returns the new adversarial images' embeddings.
+   *   partners[j], advs[j]: shard j's partner and adversarial embeddings; labels: the whole batch's.
+   */
+  attackStep(partners: Float32Array[], advs: Float32Array[], own: number, labels: Int32Array): Float32Array {
+    const a = this.attack;
+    if (!a) throw new Error('attackStep before startAttack (a bug)');
+    const { learner } = this;
+    const cfg = learner.cfg;
+    const d = advs[own].length / a.adv.shape[0];
+    // acl attacks [v1; v2] of each shard: its embeddings are two halves, the batch's two views.
+    const halves = attackHasPartner(cfg.method) ? 1 : 2;
+    const allLabels = tf.tensor1d(labels, 'int32');
+    const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
+    const partner = halves === 1 ? tf.tensor2d(concatFloats(partners), [labels.length, d]) : null;
+    const constants = advs.map((z, j) => {
+      if (j === own) return null;
+      const rows = z.length / (halves * d);
+      return Array.from({ length: halves }, (_, h) => tf.tensor2d(z.subarray(h * rows * d, (h + 1) * rows * d), [rows, d]));
+    });
+    const objective: PerSampleLoss = (xa) =>
+      tf.tidy(() => {
+        const emb = this.attackEmbedding(xa);
+        const live = halves === 1 ? [emb] : (tf.split(emb, 2, 0) as tf.Tensor2D[]);
+        const view = (h: number) => tf.concat(constants.map((c) => (c ? c[h] : live[h])), 0) as tf.Tensor2D;
+        // acl: aclAttack's per-sample loss is [perImage, perImage] / 2; its sum (what PGD ascends) is perImage's.
+        return contrastivePerImage(halves === 1 ? [view(0), partner!] : [view(0), view(1)], groups, cfg.temperature);
+      });
+    const next = ascentStep(objective, a.adv, a.x0, a.opts);
+    tf.dispose([allLabels, groups, ...(partner ? [partner] : []), ...constants.flatMap((c) => c ?? []), a.adv]);
+    a.adv = next;
+    const z = this.attackEmbedding(next);
+    const out = (z.dataSync() as Float32Array).slice();
+    z.dispose();
+    return out;
+  }
+
+  /** This shard's adversarial images while its attack runs (tests), else null. */
+  get adversarial(): tf.Tensor4D | null {
+    return this.attack?.adv ?? null;
+  }
+
+  /** After the attack: contrastive phase 1 (embedShard) on the method's training images. */
+  finishAttack(): Float32Array {
+    const a = this.attack;
+    if (!a || !this.labels) throw new Error('finishAttack before startAttack (a bug)');
+    const y = this.labels.dataSync() as Int32Array;
+    const method = this.learner.cfg.method;
+    let parts: tf.Tensor4D[];
+    if (method === 'study-at') parts = [a.x, a.adv, a.v1, a.v2];
+    else {
+      a.x.dispose();
+      if (method === 'rocl') parts = [a.v1, a.v2, a.adv];
+      else {
+        parts = [a.v1, a.v2, ...(tf.split(a.adv, 2, 0) as tf.Tensor4D[])];
+        tf.dispose([a.adv, a.x0]);
+      }
+    }
+    this.attack = null;
+    // embedShard takes the parts over (and disposes them with the views).
+    this.labels.dispose();
+    this.labels = null;
+    return this.embedShard(parts, Int32Array.from(y));
+  }
+
+  /**
+   * Contrastive phase 1: the embeddings [z_part0; z_part1; ...] ([P n, d]) of the shard's training
+   * images (kept, and disposed, by the replica), by a training-mode forward as in the step. BatchNorm
+   * moving statistics are restored afterwards, so only phase 2's forward moves them, once per step as
+   * without workers.
+   */
+  embedShard(views: tf.Tensor4D[], y: Int32Array): Float32Array {
     this.dropViews();
     const { learner } = this;
     this.views = views;
     this.labels = tf.tensor1d(y, 'int32');
     const saved = this.stats.map((w) => w.read().clone());
-    const z = tf.tidy(() => {
-      const feats = learner.features.apply(tf.concat(views, 0), { training: true }) as tf.Tensor2D;
-      return l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
-    });
+    const { streams } = shardedLoss(learner.cfg);
+    const z = tf.tidy(() => tf.concat(forwardParts(learner, views, streams).z, 0));
     this.stats.forEach((w, i) => w.write(saved[i]));
     tf.dispose(saved);
     const out = (z.dataSync() as Float32Array).slice();
@@ -186,36 +373,40 @@ export class Replica {
   }
 
   /**
-   * Contrastive phase 2 (plain SimCLR / SupCon, method 'none'): the full-batch contrastive loss over
-   * every shard's embeddings, with the other shards' as constants and this shard's recomputed live,
+   * Contrastive phase 2: the full-batch contrastive terms of the method (shardedTerms) over every
+   * shard's embeddings, with the other shards' as constants and this shard's recomputed live,
    * plus `scale` times this shard's online-probe cross-entropy and weight decay. Summed over shards,
    * these gradients are the gradient of the full-batch objective: the contrastive term depends on this
    * replica's weights only through its own shard's embeddings.
-   *   gathered[j]: shard j's [z1_j; z2_j]; own: this shard's index in it; labels: the whole batch's.
+   *   gathered[j]: shard j's embedShard output; own: this shard's index in it; labels: the whole batch's.
    */
   contrastShard(gathered: Float32Array[], own: number, labels: Int32Array, scale: number): ShardResult {
     const { learner, views, decayed } = this;
     if (!views || !this.labels) throw new Error('contrastShard before embedShard (a bug)');
     const y = this.labels;
     const cfg = learner.cfg;
-    const d = gathered[own].length / (2 * y.shape[0]);
+    const parts = views.length;
+    const d = gathered[own].length / (parts * y.shape[0]);
     const allLabels = tf.tensor1d(labels, 'int32');
     const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
+    const { streams, terms } = shardedLoss(cfg);
     const constants = gathered.map((z, j) => {
       if (j === own) return null;
-      const n = z.length / (2 * d);
-      return [tf.tensor2d(z.subarray(0, n * d), [n, d]), tf.tensor2d(z.subarray(n * d), [n, d])] as const;
+      const n = z.length / (parts * d);
+      return Array.from({ length: parts }, (_, p) => tf.tensor2d(z.subarray(p * n * d, (p + 1) * n * d), [n, d]));
     });
     let correct: tf.Scalar | undefined;
     let reported: tf.Scalar | undefined;
     const wd = cfg.weightDecay;
     const { grads, value } = tf.variableGrads(() => {
-      const feats = learner.features.apply(tf.concat(views, 0), { training: true }) as tf.Tensor2D;
-      const z = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
-      const [z1, z2] = tf.split(z, 2, 0) as tf.Tensor2D[];
-      const [f1] = tf.split(feats, 2, 0) as tf.Tensor2D[];
-      const all = (view: 0 | 1, live: tf.Tensor2D) => tf.concat(constants.map((c) => (c ? c[view] : live)), 0) as tf.Tensor2D;
-      const contrast = tf.mean(contrastivePerImage([all(0, z1), all(1, z2)], groups, cfg.temperature)) as tf.Scalar;
+      const { z: zs, first: f1 } = forwardParts(learner, views, streams);
+      const all = (part: number) => tf.concat(constants.map((c) => (c ? c[part] : zs[part])), 0) as tf.Tensor2D;
+      const contrast = tf.addN(
+        terms.map((t) => {
+          const c = tf.mean(contrastivePerImage(t.parts.map(all), groups, cfg.temperature));
+          return t.weight === 1 ? c : tf.mul(t.weight, c);
+        }),
+      ) as tf.Scalar;
       const logits = learner.model.getLayer('logits').apply(stopGradient(f1)) as tf.Tensor2D;
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
       let shardTerm = tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar;
@@ -225,14 +416,31 @@ export class Replica {
       return tf.add(contrast, tf.mul(scale, shardTerm)) as tf.Scalar;
     }, this.vars);
     value.dispose();
-    tf.dispose([allLabels, groups, ...constants.flatMap((c) => (c ? [...c] : []))]);
+    tf.dispose([allLabels, groups, ...constants.flatMap((c) => c ?? [])]);
     this.dropViews();
     return this.finish({ value: reported!, correct: correct!, grads });
   }
 
+  /** Dispose what a step left behind (views, labels, an attack in progress); idempotent. */
   dropViews(): void {
-    if (this.views) tf.dispose([...this.views, this.labels!]);
+    const a = this.attack;
+    // x0 is x or v1 (listed), or acl's own [v1; v2].
+    if (a) tf.dispose([a.x, a.v1, a.v2, a.adv, ...(a.x0 !== a.x && a.x0 !== a.v1 ? [a.x0] : [])]);
+    if (this.views) tf.dispose(this.views);
+    if (this.labels) this.labels.dispose();
+    this.attack = null;
     this.views = null;
     this.labels = null;
   }
+}
+
+/** The arrays one after another. */
+function concatFloats(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
