@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
+import { tinyEncoderRequest } from './train-fixture.js';
 import { buildModel, resolveArch, tapModel } from '../src/models/architectures.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/models/checkpoint.js';
 import { captureActivations } from '../src/cka/capture.js';
@@ -17,18 +18,7 @@ before(async () => {
   await initBackend('wasm');
   root = await mkdtemp(path.join(tmpdir(), 'robustsim-ckpt-'));
   trained = path.join(root, 'trained');
-  await trainModel({
-    out: trained,
-    dataset: 'cifar10',
-    dataDir: path.resolve('fixtures/cifar10'),
-    limit: 32,
-    evalLimit: 8,
-    arch: 'convnet',
-    width: 4,
-    epochs: 1,
-    batchSize: 16,
-    evalAttack: { norm: 'linf', eps: 0.03, stepSize: 0.01, steps: 1, randomStart: false, restarts: 1, seed: 0 },
-  });
+  await trainModel(tinyEncoderRequest(trained));
 });
 after(async () => {
   await rm(root, { recursive: true, force: true });

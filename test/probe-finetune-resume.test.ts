@@ -4,12 +4,12 @@ import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '../src/backend/index.js';
+import { tinyEncoderRequest } from './train-fixture.js';
 import { trainModel } from '../src/train/loop.js';
 import { fineTune, type FineTuneOptions } from '../src/probe/finetune.js';
 import { loadCheckpoint } from '../src/models/checkpoint.js';
 import { InputError } from '../src/errors.js';
 
-const FIXTURE = path.resolve('fixtures/cifar10');
 let root: string;
 let encoder: string;
 
@@ -17,18 +17,7 @@ before(async () => {
   await initBackend('wasm');
   root = await mkdtemp(path.join(tmpdir(), 'robustsim-ft-resume-'));
   encoder = path.join(root, 'enc');
-  await trainModel({
-    out: encoder,
-    dataset: 'cifar10',
-    dataDir: FIXTURE,
-    limit: 32,
-    evalLimit: 8,
-    arch: 'convnet',
-    width: 4,
-    epochs: 1,
-    batchSize: 16,
-    evalAttack: { norm: 'linf', eps: 0.03, stepSize: 0.015, steps: 1, randomStart: false, restarts: 1, seed: 0 },
-  });
+  await trainModel(tinyEncoderRequest(encoder));
 });
 after(async () => {
   await rm(root, { recursive: true, force: true });

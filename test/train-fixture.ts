@@ -32,3 +32,20 @@ export async function checkpointWeights(dir: string): Promise<Float32Array[]> {
   model.dispose();
   return values;
 }
+
+/** One epoch on 32 fixture images: the smallest encoder checkpoint that probes, capture and fine-tuning can read. */
+export function tinyEncoderRequest(out: string, extra: Partial<TrainRequest> = {}): TrainRequest {
+  return {
+    out,
+    dataset: 'cifar10',
+    dataDir: CIFAR_FIXTURE,
+    limit: 32,
+    evalLimit: 8,
+    arch: 'convnet',
+    width: 4,
+    epochs: 1,
+    batchSize: 16,
+    evalAttack: { norm: 'linf', eps: 0.03, stepSize: 0.015, steps: 1, randomStart: false, restarts: 1, seed: 0 },
+    ...extra,
+  };
+}
