@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
+import { tinyEncoderRequest } from './train-fixture.js';
 import { trainModel } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/models/checkpoint.js';
 import { loadProjectionEmbedder } from '../src/models/projection.js';
@@ -12,17 +13,7 @@ import { runEvaluation } from '../src/probe/eval-run.js';
 import { DEFAULT_ATTACK_SETTINGS } from '../src/attacks/suite.js';
 
 let root: string;
-const common = {
-  dataset: 'cifar10' as const,
-  dataDir: path.resolve('fixtures/cifar10'),
-  limit: 32,
-  evalLimit: 8,
-  arch: 'convnet',
-  width: 4,
-  epochs: 1,
-  batchSize: 16,
-  evalAttack: { norm: 'linf' as const, eps: 0.03, stepSize: 0.015, steps: 1, randomStart: false, restarts: 1, seed: 0 },
-};
+const common = tinyEncoderRequest('');
 
 before(async () => {
   await initBackend('wasm');

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
+import { tinyEncoderRequest } from './train-fixture.js';
 import { loadDataset, gatherBatch } from '../src/data/index.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { batchTensors } from '../src/models/inputs.js';
@@ -141,14 +142,7 @@ test('trades attack raises KL(f(x) || f(x_adv)) from zero, inside the eps ball a
 
 test('cl training writes a checkpoint like sl (same taps, projection head, resumable) that capture reads unchanged', async () => {
   const base = {
-    dataset: 'cifar10' as const,
-    dataDir: FIXTURE,
-    limit: 32,
-    evalLimit: 8,
-    arch: 'convnet',
-    width: 4,
-    epochs: 1,
-    batchSize: 16,
+    ...tinyEncoderRequest(''),
     scheme: 'cl' as const,
     regime: 'at' as const,
     projDim: 8,
@@ -206,14 +200,7 @@ test('resnet50 builds with bottleneck blocks and the usual tap names (build only
 for (const method of ['acl', 'clae', 'rcl-bound'] as const) {
   test(`${method}: an interrupted run resumed from its checkpoint (with its extra weight groups) matches an uninterrupted one`, async () => {
     const base = {
-      dataset: 'cifar10' as const,
-      dataDir: FIXTURE,
-      limit: 32,
-      evalLimit: 8,
-      arch: 'convnet',
-      width: 4,
-      epochs: 1,
-      batchSize: 16,
+      ...tinyEncoderRequest(''),
       scheme: 'cl' as const,
       regime: 'at' as const,
       method,
