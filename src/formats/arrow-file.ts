@@ -34,6 +34,19 @@ export function metadataOf(table: arrow.Table): Record<string, string> {
   return Object.fromEntries(table.schema.metadata);
 }
 
+/** The schema metadata with each value JSON-decoded where it is JSON (writers store objects that way), else kept as text. */
+export function decodedMetadataOf(table: arrow.Table): Record<string, unknown> {
+  const metadata: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadataOf(table))) {
+    try {
+      metadata[k] = JSON.parse(v);
+    } catch {
+      metadata[k] = v;
+    }
+  }
+  return metadata;
+}
+
 /** Fetch a required column or fail naming the file and the column. */
 export function requireColumn(table: arrow.Table, file: string, name: string): arrow.Vector {
   const col = table.getChild(name);

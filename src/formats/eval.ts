@@ -1,6 +1,6 @@
 import * as arrow from 'apache-arrow';
 import { InputError } from '../errors.js';
-import { metadataOf, readArrowFile, requireColumn, withMetadata, writeArrowFile } from './arrow-file.js';
+import { decodedMetadataOf, readArrowFile, requireColumn, withMetadata, writeArrowFile } from './arrow-file.js';
 
 /**
  * eval.arrow: one row per (model, attack, eps) evaluation with its accuracy and the per-sample
@@ -61,15 +61,7 @@ export async function readEval(file: string): Promise<{ rows: EvalTableRow[]; sa
       correct: Uint8Array.from(Array.from(flags, (b) => (b ? 1 : 0))),
     });
   }
-  const raw = metadataOf(table);
-  const metadata: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    try {
-      metadata[k] = JSON.parse(v);
-    } catch {
-      metadata[k] = v;
-    }
-  }
+  const metadata = decodedMetadataOf(table);
   if (!Array.isArray(metadata.sample_ids)) throw new InputError(`${file}: schema metadata lacks 'sample_ids'`);
   const sampleIds = Int32Array.from(metadata.sample_ids as number[]);
   delete metadata.sample_ids;

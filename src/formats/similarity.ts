@@ -1,6 +1,6 @@
 import * as arrow from 'apache-arrow';
 import { InputError } from '../errors.js';
-import { metadataOf, readArrowFile, requireColumn, withMetadata, writeArrowFile } from './arrow-file.js';
+import { decodedMetadataOf, readArrowFile, requireColumn, withMetadata, writeArrowFile } from './arrow-file.js';
 
 /**
  * similarity.arrow: one row per (row set, column set) pair.
@@ -89,15 +89,7 @@ export async function readSimilarity(file: string): Promise<SimilarityTable> {
     cka[i * nc + j] = Number(ckaCol.get(k));
     for (const name of extraNames) extra[name][i * nc + j] = Number(table.getChild(name)!.get(k));
   }
-  const raw = metadataOf(table);
-  const metadata: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    try {
-      metadata[k] = JSON.parse(v);
-    } catch {
-      metadata[k] = v;
-    }
-  }
+  const metadata = decodedMetadataOf(table);
   if (typeof metadata.estimator !== 'string') throw new InputError(`${file}: schema metadata lacks 'estimator'`);
   return { rows, cols, cka, extra: extraNames.length ? extra : undefined, metadata: metadata as SimilarityMetadata };
 }
