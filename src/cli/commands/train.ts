@@ -18,7 +18,7 @@ export function trainProgressPrinter(label: string): (e: TrainEvent) => void {
         const p = e.meta.progress;
         const c = e.meta.config;
         logLine(
-          `${label}: ${c.scheme}/${c.regime} ${c.arch} on ${c.dataset} (${e.meta.trainSamples} images, ${e.stepsPerEpoch} steps/epoch)` +
+          `${label}: ${c.scheme}/${c.regime} ${c.arch} on ${c.dataset} (${e.meta.trainSamples} images, ${e.stepsPerEpoch} steps/epoch${c.workers > 1 ? `, ${c.workers} threads` : ''})` +
             (e.resumed ? `, resumed at epoch ${p.epochsDone + 1} step ${p.stepInEpoch}` : ''),
         );
         break;
