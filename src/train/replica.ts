@@ -96,9 +96,10 @@ export type Stream = 'main' | 'adv';
  * prepareContrastive in src/train/methods.ts: the parts' streams (the parts of one stream go through one
  * forward, one BatchNorm batch, as there) and the contrastive terms, each weight * mean
  * contrastivePerImage(those parts). The probe (online linear head) reads part 0's features.
- *   'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]; 'acl' [v1, v2, adv1, adv2].
+ *   'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]; 'acl' [v1, v2, adv1, adv2];
+ *   'clae' [v1, v2, adv] (adv through the auxiliary BatchNorm stream).
  */
-export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { streams: Stream[]; terms: Array<{ parts: number[]; weight: number }> } {
+export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda' | 'claeAlpha'>): { streams: Stream[]; terms: Array<{ parts: number[]; weight: number }> } {
   switch (cfg.method) {
     case 'none':
       return { streams: ['main', 'main'], terms: [{ parts: [0, 1], weight: 1 }] };
@@ -118,6 +119,15 @@ export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { 
           { parts: [2, 1], weight: 1 / cfg.roclLambda },
         ],
       };
+    case 'clae':
+      // NT-Xent(z1, z2) + alpha NT-Xent(z1, z_adv); the clean pair is one forward, the adversarial batch another.
+      return {
+        streams: ['main', 'main', 'adv'],
+        terms: [
+          { parts: [0, 1], weight: 1 },
+          { parts: [0, 2], weight: cfg.claeAlpha },
+        ],
+      };
     case 'acl':
       return {
         streams: ['main', 'main', 'adv', 'adv'],
@@ -131,9 +141,20 @@ export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { 
   }
 }
 
-/** Whether a method's attack has a fixed partner embedding (study-at, rocl) or perturbs both views (acl). */
+/** Whether a method's attack has a fixed partner embedding (study-at, rocl, clae) or perturbs both views (acl). */
 export function attackHasPartner(method: string): boolean {
   return method !== 'acl';
+}
+
+/**
+ * The options of a method's attack as the single-thread code runs it (contrastiveAttack, aclAttack in
+ * src/train/methods.ts): rocl always starts at random; clae is one FGSM step (fgsmAttack: step size eps,
+ * no random start); the others take the run's attack options.
+ */
+export function shardAttackOptions(cfg: Pick<TrainConfig, 'method' | 'attack'>, seed: number): PgdOptions {
+  const { attack } = cfg;
+  if (cfg.method === 'clae') return { norm: attack.norm, eps: attack.eps, stepSize: attack.eps, steps: 1, randomStart: false, restarts: 1, seed: 0 };
+  return { ...attack, randomStart: cfg.method === 'rocl' ? true : attack.randomStart, seed };
 }
 
 /**
@@ -160,7 +181,7 @@ function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[])
 
 /** A shard's attack in progress (adversarial contrastive methods): see Replica.startAttack. */
 interface ShardAttack {
-  /** The clean images attacked (the ball's centre): x (study-at), v1 (rocl), [v1; v2] (acl). */
+  /** The clean images attacked (the ball's centre): x (study-at), v1 (rocl, clae), [v1; v2] (acl). */
   x0: tf.Tensor4D;
   adv: tf.Tensor4D;
   opts: PgdOptions;
@@ -262,15 +283,16 @@ export class Replica {
     const v1 = augmentView(xs, cfg, seeds.augment, 1);
     const v2 = augmentView(xs, cfg, seeds.augment, 2);
     const method = cfg.method;
-    // As contrastiveAttack / aclAttack: rocl always starts at random; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
-    const opts: PgdOptions = { ...cfg.attack, randomStart: method === 'rocl' ? true : cfg.attack.randomStart, seed: seeds.attack };
-    const x0 = method === 'rocl' ? v1 : method === 'acl' ? (tf.concat([v1, v2], 0) as tf.Tensor4D) : xs;
+    // As contrastiveAttack / aclAttack; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
+    const opts = shardAttackOptions(cfg, seeds.attack);
+    // study-at attacks x against x; acl the pair [v1; v2]; the others view 1 against view 2.
+    const x0 = method === 'study-at' ? xs : method === 'acl' ? (tf.concat([v1, v2], 0) as tf.Tensor4D) : v1;
     const adv = pgdStartPoint(x0, opts, subSeed(opts.seed, 'restart', 0));
     this.attack = { x0, adv, opts, x: xs, v1, v2 };
     this.labels = tf.tensor1d(y, 'int32');
     const z = tf.tidy(() => {
       const advZ = this.attackEmbedding(adv);
-      return attackHasPartner(method) ? tf.concat([embed(learner, method === 'rocl' ? v2 : xs, false), advZ], 0) : advZ;
+      return attackHasPartner(method) ? tf.concat([embed(learner, method === 'study-at' ? xs : v2, false), advZ], 0) : advZ;
     });
     const out = (z.dataSync() as Float32Array).slice();
     z.dispose();
@@ -338,7 +360,7 @@ export class Replica {
     if (method === 'study-at') parts = [a.x, a.adv, a.v1, a.v2];
     else {
       a.x.dispose();
-      if (method === 'rocl') parts = [a.v1, a.v2, a.adv];
+      if (method !== 'acl') parts = [a.v1, a.v2, a.adv];
       else {
         parts = [a.v1, a.v2, ...(tf.split(a.adv, 2, 0) as tf.Tensor4D[])];
         tf.dispose([a.adv, a.x0]);
