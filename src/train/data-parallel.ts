@@ -21,8 +21,8 @@ import { attackHasPartner, flatSize, Replica, shardAttackOptions, shardRanges, s
  * Objectives that are means over samples with per-sample attacks (sl: cross-entropy with PGD, TRADES)
  * split exactly; the plain contrastive objectives (cl/scl, method 'none') need every in-batch negative,
  * so they all-gather the shards' embeddings first and each replica back-propagates the full-batch loss
- * through its own embeddings only. The adversarial contrastive methods study-at, rocl, clae and acl attack
- * with a batch loss whose negatives move at every attack step: each PGD step (clae: its one FGSM step)
+ * through its own embeddings only. The adversarial contrastive methods (study-at, rocl, clae, acl,
+ * rcl-bound) attack with a batch loss whose negatives move at every attack step: each PGD step (clae: its one FGSM step)
  * all-gathers the shards' adversarial embeddings and each replica steps its own shard's images on the
  * full-batch loss (others' embeddings constant), then their training loss is all-gathered as for plain
  * contrastive learning. What remains unsupported is refused by workersUnsupported.

@@ -5,7 +5,7 @@ import { subSeed } from '../util/rng.js';
 import { ascentStep, pgdStartPoint, type PerSampleLoss, type PgdOptions } from '../attacks/pgd.js';
 import { augmentView, batchGradients, embed, embedAdv, type BatchGradients, type BatchSeeds } from './methods.js';
 import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
-import { stopGradient } from './gradients.js';
+import { reverseGradient, stopGradient } from './gradients.js';
 import { learnerVariables, learnerWeights, type Learner } from './learner.js';
 import type { TrainConfig } from './options.js';
 
@@ -91,15 +91,27 @@ export interface ShardResult {
 /** Which BatchNorm stream embeds a part: the model's, or ACL's adversarial stream (learner.advFeatures). */
 export type Stream = 'main' | 'adv';
 
+/** A method's training loss over a shard's parts: see shardedLoss. */
+export interface ShardedLoss {
+  streams: Stream[];
+  /** Full-batch contrastive terms: weight * mean contrastivePerImage(the parts, all shards' embeddings). */
+  terms: Array<{ parts: number[]; weight: number }>;
+  /**
+   * rcl-bound: weight * the discriminator's cross-entropy (benign part `real`, adversarial part `fake`),
+   * read through a gradient-reversal layer. A mean over samples, so each shard adds its share of it.
+   */
+  divergence?: { real: number; fake: number; weight: number };
+}
+
 /**
  * A method's training loss over the images ("parts") a shard embeds in its training forward, mirroring
  * prepareContrastive in src/train/methods.ts: the parts' streams (the parts of one stream go through one
  * forward, one BatchNorm batch, as there) and the contrastive terms, each weight * mean
  * contrastivePerImage(those parts). The probe (online linear head) reads part 0's features.
  *   'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]; 'acl' [v1, v2, adv1, adv2];
- *   'clae' [v1, v2, adv] (adv through the auxiliary BatchNorm stream).
+ *   'clae' [v1, v2, adv] (adv through the auxiliary BatchNorm stream); 'rcl-bound' [v1, v2, adv].
  */
-export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda' | 'claeAlpha'>): { streams: Stream[]; terms: Array<{ parts: number[]; weight: number }> } {
+export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda' | 'claeAlpha' | 'rclBenignWeight' | 'rclDivergenceWeight'>): ShardedLoss {
   switch (cfg.method) {
     case 'none':
       return { streams: ['main', 'main'], terms: [{ parts: [0, 1], weight: 1 }] };
@@ -127,6 +139,16 @@ export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda' | 'cl
           { parts: [0, 1], weight: 1 },
           { parts: [0, 2], weight: cfg.claeAlpha },
         ],
+      };
+    case 'rcl-bound':
+      // C(adv, v2) + w_b C(v1, v2) + w_d divergence(features of v1 "real", of adv "fake"), one forward as one thread.
+      return {
+        streams: ['main', 'main', 'main'],
+        terms: [
+          { parts: [2, 1], weight: 1 },
+          { parts: [0, 1], weight: cfg.rclBenignWeight },
+        ],
+        divergence: { real: 0, fake: 2, weight: cfg.rclDivergenceWeight },
       };
     case 'acl':
       return {
@@ -159,11 +181,11 @@ export function shardAttackOptions(cfg: Pick<TrainConfig, 'method' | 'attack'>, 
 
 /**
  * Training-mode forward of the parts by stream (one forward per stream, the parts concatenated in order):
- * per part its L2-normalised projection, and part 0's pooled features.
+ * per part its L2-normalised projection and its pooled features.
  */
-function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[]): { z: tf.Tensor2D[]; first: tf.Tensor2D } {
+function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[]): { z: tf.Tensor2D[]; feats: tf.Tensor2D[] } {
   const z: tf.Tensor2D[] = new Array(parts.length);
-  let first: tf.Tensor2D | undefined;
+  const featsOf: tf.Tensor2D[] = new Array(parts.length);
   for (const stream of ['main', 'adv'] as const) {
     const idx = parts.map((_, i) => i).filter((i) => streams[i] === stream);
     if (idx.length === 0) continue;
@@ -173,10 +195,13 @@ function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[])
     // (Backprop through a one-way tf.split fails in tfjs 4.22, so one part is not split.)
     const sizes = idx.map((i) => parts[i].shape[0]);
     const zs = idx.length === 1 ? [emb] : (tf.split(emb, sizes, 0) as tf.Tensor2D[]);
-    idx.forEach((i, j) => (z[i] = zs[j]));
-    if (idx[0] === 0) first = idx.length === 1 ? feats : (tf.split(feats, sizes, 0)[0] as tf.Tensor2D);
+    const fs = idx.length === 1 ? [feats] : (tf.split(feats, sizes, 0) as tf.Tensor2D[]);
+    idx.forEach((i, j) => {
+      z[i] = zs[j];
+      featsOf[i] = fs[j];
+    });
   }
-  return { z, first: first! };
+  return { z, feats: featsOf };
 }
 
 /** A shard's attack in progress (adversarial contrastive methods): see Replica.startAttack. */
@@ -411,7 +436,7 @@ export class Replica {
     const d = gathered[own].length / (parts * y.shape[0]);
     const allLabels = tf.tensor1d(labels, 'int32');
     const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
-    const { streams, terms } = shardedLoss(cfg);
+    const { streams, terms, divergence } = shardedLoss(cfg);
     const constants = gathered.map((z, j) => {
       if (j === own) return null;
       const n = z.length / (parts * d);
@@ -421,7 +446,8 @@ export class Replica {
     let reported: tf.Scalar | undefined;
     const wd = cfg.weightDecay;
     const { grads, value } = tf.variableGrads(() => {
-      const { z: zs, first: f1 } = forwardParts(learner, views, streams);
+      const { z: zs, feats } = forwardParts(learner, views, streams);
+      const f1 = feats[0];
       const all = (part: number) => tf.concat(constants.map((c) => (c ? c[part] : zs[part])), 0) as tf.Tensor2D;
       const contrast = tf.addN(
         terms.map((t) => {
@@ -432,6 +458,17 @@ export class Replica {
       const logits = learner.model.getLayer('logits').apply(stopGradient(f1)) as tf.Tensor2D;
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
       let shardTerm = tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar;
+      if (divergence) {
+        // As prepareContrastive's rcl-bound: the discriminator minimises its binary cross-entropy with logits,
+        // -log sigmoid(real) - log(1 - sigmoid(fake)), and the encoder, behind reverseGradient, maximises it.
+        // Means over this shard's samples: `scale` of them sums to the batch's means, and the discriminator's
+        // gradient to the batch's with the rest.
+        const d = learner.discriminator!;
+        const real = d.apply(reverseGradient(feats[divergence.real])) as tf.Tensor2D;
+        const fake = d.apply(reverseGradient(feats[divergence.fake])) as tf.Tensor2D;
+        const div = tf.add(tf.mean(tf.softplus(tf.neg(real))), tf.mean(tf.softplus(fake)));
+        shardTerm = tf.add(shardTerm, tf.mul(divergence.weight, div)) as tf.Scalar;
+      }
       if (wd !== 0 && decayed.length > 0) shardTerm = tf.add(shardTerm, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar;
       // Every shard computes the same full-batch contrastive value; report `scale` of it so the shares sum to it.
       reported = tf.keep(tf.mul(scale, tf.add(contrast, shardTerm))) as tf.Scalar;
