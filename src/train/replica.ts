@@ -163,7 +163,7 @@ export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda' | 'cl
   }
 }
 
-/** Whether a method's attack has a fixed partner embedding (study-at, rocl, clae) or perturbs both views (acl). */
+/** Whether a method's attack has a fixed partner embedding (study-at, rocl, clae, rcl-bound) or perturbs both views (acl). */
 export function attackHasPartner(method: string): boolean {
   return method !== 'acl';
 }
@@ -295,10 +295,11 @@ export class Replica {
   }
 
   /**
-   * Adversarial contrastive methods (study-at, rocl), attack phase 0 on a shard's images: its views,
-   * the attacked images and the PGD start point (the shard's own random start, as the single-thread
-   * attack seeds it). Returns [z_partner; z_adv] ([2n, d]): the inference-mode embeddings of the
-   * partner images (study-at: x itself; rocl: view 2) and of the start point, for the all-gather.
+   * Adversarial contrastive methods, attack phase 0 on a shard's images: its views, the attacked images
+   * and the PGD start point (the shard's own random start, as the single-thread attack seeds it).
+   * Returns [z_partner; z_adv] ([2n, d]): the inference-mode embeddings of the partner images
+   * (study-at: x itself; rocl, clae, rcl-bound: view 2) and of the start point, for the all-gather
+   * (acl: [z_adv1; z_adv2] only, no partner).
    */
   startAttack(x: Float32Array, y: Int32Array, shape: [number, number, number], seeds: BatchSeeds): Float32Array {
     this.dropViews();
