@@ -70,7 +70,7 @@ test('train refuses a method of another scheme with one line and exit code 2', (
   assert.match(wrong.stderr, /robustsim: error: --method: expected one of pgd, trades for --scheme sl --regime at, got 'acl'/);
 });
 
-test('train --workers 2 pre-trains pat encoders data-parallel (sl; cl with study-at; meta records it); clae and rcl-bound refuse it with exit code 2', async () => {
+test('train --workers 2 pre-trains pat encoders data-parallel (sl; cl with study-at; meta records it) and trains cl clae and scl rcl-bound', async () => {
   const out = path.join(root, 'pat-w2');
   const pat = run(['train', '--out', out, ...TINY, '--scheme', 'sl', '--regime', 'pat', '--finetune-epochs', '1', '--workers', '2']);
   assert.equal(pat.code, 0, pat.stderr);
@@ -82,9 +82,15 @@ test('train --workers 2 pre-trains pat encoders data-parallel (sl; cl with study
   const clMeta = JSON.parse(await readFile(path.join(`${clOut}-encoder`, 'meta.json'), 'utf8'));
   assert.equal(clMeta.config.method, 'study-at');
   assert.equal(clMeta.config.workers, 2);
-  const refused = run(['train', '--out', path.join(root, 'cl-w2'), ...TINY, '--scheme', 'cl', '--regime', 'at', '--method', 'clae', '--workers', '2']);
-  assert.equal(refused.code, 2);
-  assert.match(refused.stderr, /robustsim: error: --workers: --scheme cl --method clae .*use --workers 1/);
+  for (const [scheme, method] of [['cl', 'clae'], ['scl', 'rcl-bound']]) {
+    const methodOut = path.join(root, `${scheme}-${method}-w2`);
+    const r = run(['train', '--out', methodOut, ...TINY, '--scheme', scheme, '--regime', 'at', '--method', method, '--workers', '2']);
+    assert.equal(r.code, 0, r.stderr);
+    const methodMeta = JSON.parse(await readFile(path.join(methodOut, 'meta.json'), 'utf8'));
+    assert.equal(methodMeta.config.method, method);
+    assert.equal(methodMeta.config.workers, 2);
+    assert.ok(methodMeta.history.every((h: { loss: number }) => Number.isFinite(h.loss)), `${method}: ${JSON.stringify(methodMeta.history)}`);
+  }
   const zero = run(['train', '--out', path.join(root, 'w0'), ...TINY, '--workers', '0']);
   assert.equal(zero.code, 2);
   assert.match(zero.stderr, /--workers: expected an integer >= 1, got 0/);

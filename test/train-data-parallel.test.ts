@@ -17,7 +17,7 @@ import { ascentStep, pgdStartPoint } from '../src/attacks/pgd.js';
 import { subSeed } from '../src/util/rng.js';
 import { contrastiveGroups } from '../src/train/contrastive.js';
 import { startDataParallel } from '../src/train/data-parallel.js';
-import { attackHasPartner, Replica, shardRanges, weightedSum } from '../src/train/replica.js';
+import { attackHasPartner, Replica, shardAttackOptions, shardRanges, weightedSum } from '../src/train/replica.js';
 import type { CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 
@@ -419,7 +419,112 @@ test('acl over 2 threads: two steps give the single-thread weights (both BatchNo
   }
 });
 
-test('one shard holding the whole batch reproduces batchGradients for study-at, rocl and acl on a BatchNorm model (acl: adversarial stream perturbed)', () => {
+test('clae, rcl-bound: the sharded attack (all-gather of the adversarial embeddings) equals the single-thread attack (no BatchNorm, unequal shards)', () => {
+  // clae: --steps 3 and a random start in the run's options, which its FGSM ignores (one step of size eps from v1);
+  // rcl-bound: PGD with the run's options (no random start, so the shards start where the whole batch does).
+  const cases = [
+    ['cl', 'clae', true],
+    ['scl', 'clae', true],
+    ['cl', 'rcl-bound', false],
+    ['scl', 'rcl-bound', false],
+  ] as const;
+  for (const [scheme, method, randomStart] of cases) {
+    const cfg = resolveTrainConfig({ scheme, regime: 'at', method, augment: 'supervised', attack: { ...PGD, steps: 3, randomStart }, temperature: 0.5 });
+    const [single, sharded] = twinLearners(cfg, { hidden: 8, dim: 4 });
+    const { x, y } = syntheticBatch(7, 8);
+    const seeds = { attack: 3, augment: 4 };
+    const replicas = [new Replica(single), new Replica(sharded)];
+    assert.equal(shardAttackOptions(cfg, seeds.attack).steps, method === 'clae' ? 1 : 3);
+    const got = shardedAttack(replicas, x, y, seeds, shardAttackOptions(cfg, seeds.attack).steps);
+    const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+    const ys = tf.tensor1d(y, 'int32');
+    const ranges = shardRanges(7, 2);
+    // The shards' views, as the replicas draw them; reference: contrastiveAttack on the whole batch of those views.
+    const pieces = ranges.map((r) => {
+      const xk = xs.slice(r.start, r.end - r.start);
+      const v = [augmentView(xk, cfg, seeds.augment, 1), augmentView(xk, cfg, seeds.augment, 2)];
+      xk.dispose();
+      return v;
+    });
+    const [v1, v2] = [0, 1].map((i) => tf.concat(pieces.map((p) => p[i]), 0) as tf.Tensor4D);
+    const groups = contrastiveGroups(scheme, ys);
+    const ref = contrastiveAttack(single, method, v1, v2, groups, seeds.attack);
+    const [a, b] = [ref.adv.dataSync(), got.dataSync()];
+    assert.ok(maxDiff([a], [b]) < 1e-4, `${scheme} ${method}: adversarial images differ by ${maxDiff([a], [b])}`);
+    assert.ok(maxDiff([a], [v1.dataSync()]) > 0.02, `${scheme} ${method}: the attack moved the images by only ${maxDiff([a], [v1.dataSync()])}`);
+    // Each shard attacked against its own shard's negatives only gives other images: the comparison catches a broken gather.
+    const alone = ranges.map((r) => {
+      const cut = (t: tf.Tensor4D) => t.slice(r.start, r.end - r.start);
+      const [a1, a2] = [cut(v1), cut(v2)];
+      const gk = contrastiveGroups(scheme, ys.slice(r.start, r.end - r.start));
+      const att = contrastiveAttack(single, method, a1, a2, gk, seeds.attack);
+      tf.dispose([a1, a2, gk, ...att.owned]);
+      return att.adv;
+    });
+    const aloneAll = tf.concat(alone, 0);
+    assert.ok(maxDiff([aloneAll.dataSync()], [a]) > 1e-3, `${scheme} ${method}: the per-shard attack without a gather matched the batch's`);
+    replicas.forEach((r) => r.dropViews());
+    tf.dispose([xs, ys, v1, v2, groups, ref.adv, ...ref.owned, got, aloneAll, ...alone, ...pieces.flat()]);
+    disposeLearner(single);
+    disposeLearner(sharded);
+  }
+});
+
+test('clae, rcl-bound over 2 threads: three steps give the single-thread weights (clae: auxiliary BatchNorm stream; rcl-bound: discriminator), no main-thread leak', async () => {
+  for (const method of ['clae', 'rcl-bound'] as const) {
+  // Non-default loss weights, so a weight left out of a term shows. rcl-bound: no random start (the shards' PGD
+  // then starts where the whole batch's does); unequal shards check the divergence's per-shard share.
+  const cfg: TrainConfig = {
+    ...resolveTrainConfig({
+      scheme: 'cl', regime: 'at', method, attack: { ...PGD, eps: 0.05, randomStart: method === 'clae' }, claeAlpha: 0.7, rclBenignWeight: 0.6, rclDivergenceWeight: 0.8,
+      weightDecay: 0.01, temperature: 0.5, workers: 2,
+    }),
+    augment: 'none',
+  };
+  const projection = { hidden: 8, dim: 4 };
+  const [single, sharded] = twinLearners(cfg, projection);
+  const vars = learnerVariables(single);
+  const decayed = vars.filter((v) => /kernel/.test(v.name));
+  const optSingle = tf.train.sgd(1);
+  const optSharded = tf.train.sgd(1);
+  const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
+  const counts: number[] = [];
+  try {
+    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
+    for (let s = 0; s < 3; s++) {
+      const { x, y } = syntheticBatch(7, 50 + s);
+      const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+      const ys = tf.tensor1d(y, 'int32');
+      const ref = trainStep(single, optSingle, vars, decayed, xs, ys, { attack: s, augment: s });
+      const got = await dp.step(x, y, { attack: s, augment: s }, optSharded);
+      assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `${method}: loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
+      assert.equal(got.correct, ref.correct.dataSync()[0]);
+      tf.dispose([xs, ys, ref.loss, ref.correct]);
+      counts.push(tf.memory().numTensors);
+    }
+    const a = learnerWeights(single).map((w) => w.read().dataSync());
+    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
+    assert.ok(maxDiff(a, b) < 1e-4, `${method}: weights differ by ${maxDiff(a, b)}`);
+    assert.ok(maxDiff(a, start) > 1e-2, `${method}: weights moved only ${maxDiff(a, start)}`);
+    if (method === 'rcl-bound') {
+      // The discriminator's own parameters trained too (their gradient is the shards' sum like the rest).
+      const disc = (l: Learner) => l.discriminator!.weights.map((w) => w.read().dataSync());
+      const discStart = start.slice(start.length - disc(single).length);
+      assert.ok(maxDiff(disc(single), discStart) > 1e-3, `the discriminator moved only ${maxDiff(disc(single), discStart)}`);
+      assert.ok(maxDiff(disc(single), disc(sharded)) < 1e-4);
+    }
+    assert.deepEqual(counts.slice(1), [counts[1], counts[1]], `${method}: tensor counts per step: ${counts.join(', ')}`);
+  } finally {
+    await dp.close();
+    disposeLearner(single);
+    disposeLearner(sharded);
+    optSingle.dispose();
+    optSharded.dispose();
+  }
+  }
+});
+
+test('one shard holding the whole batch reproduces batchGradients for study-at, rocl, clae, acl and rcl-bound on a BatchNorm model (acl, clae: adversarial stream perturbed)', () => {
   // One shard = the whole batch: the same views, attack start and BatchNorm batches as one thread, so the sharded
   // code path (startAttack, attackStep, finishAttack, contrastShard) must give the single-thread gradient. With
   // BatchNorm and ACL's adversarial stream made to differ from the main one, this catches a part sent through
@@ -428,7 +533,7 @@ test('one shard holding the whole batch reproduces batchGradients for study-at, 
     x: tf.tidy(() => tf.randomUniform([6, 32, 32, 3], 0, 1, 'float32', 8).dataSync() as Float32Array),
     y: Int32Array.from([0, 3, 1, 3, 7, 0]),
   };
-  for (const method of ['study-at', 'rocl', 'acl'] as const) {
+  for (const method of ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'] as const) {
     const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'cl', regime: 'at', method, attack: { ...PGD, steps: 2, randomStart: false }, weightDecay: 0.01 });
     const build = () => makeLearner(buildModel({ arch: resolveArch('convnet', 4), inputShape: [32, 32, 3], numClasses: 10, seed: 1 }).model, cfg, { hidden: 8, dim: 4 });
     const single = build();
@@ -450,7 +555,7 @@ test('one shard holding the whole batch reproduces batchGradients for study-at, 
     const partnered = attackHasPartner(method);
     const partners = [partnered ? first.slice(0, first.length / 2) : new Float32Array(0)];
     let advs: Float32Array[] = [partnered ? first.slice(first.length / 2) : first];
-    for (let s = 0; s < 2; s++) advs = [replica.attackStep(partners, advs, 0, ds.y)];
+    for (let s = 0; s < shardAttackOptions(cfg, seeds.attack).steps; s++) advs = [replica.attackStep(partners, advs, 0, ds.y)];
     const result = replica.contrastShard([replica.finishAttack()], 0, ds.y, 1);
     let offset = 0;
     const split = refGrads.map((g) => result.grads.subarray(offset, (offset += g.length)));
@@ -631,20 +736,16 @@ test('killing the workers mid-step settles the step, and a step after that rejec
   disposeLearner(learner);
 });
 
-test('--workers is validated; study-at, rocl and acl train with workers (one restart), clae and rcl-bound refuse them', () => {
+test('--workers is validated; every contrastive method trains with workers (one restart; clae: any --restarts)', () => {
   for (const workers of [0, 1.5, -1]) {
     assert.throws(() => resolveTrainConfig({ workers }), (e: unknown) => e instanceof InputError && /--workers: expected an integer >= 1/.test(e.message));
   }
   for (const scheme of ['cl', 'scl'] as const) {
-    for (const method of ['clae', 'rcl-bound'] as const) {
-      assert.throws(
-        () => resolveTrainConfig({ scheme, regime: 'at', method, workers: 2 }),
-        (e: unknown) => e instanceof InputError && /--workers/.test(e.message) && e.message.includes(method) && e.message.includes('study-at, rocl or acl'),
-      );
-      assert.doesNotThrow(() => resolveTrainConfig({ scheme, regime: 'at', method, workers: 1 }));
-    }
-    for (const method of ['study-at', 'rocl', 'acl'] as const) {
+    // clae's FGSM step has no restarts: --restarts does not matter to it.
+    assert.doesNotThrow(() => resolveTrainConfig({ scheme, regime: 'at', method: 'clae', workers: 2, attack: { ...PGD, restarts: 2 } }));
+    for (const method of ['study-at', 'rocl', 'acl', 'rcl-bound'] as const) {
       assert.doesNotThrow(() => resolveTrainConfig({ scheme, regime: 'at', method, workers: 2 }));
+      assert.doesNotThrow(() => resolveTrainConfig({ scheme, regime: 'at', method, workers: 1, attack: { ...PGD, restarts: 2 } }));
       assert.throws(
         () => resolveTrainConfig({ scheme, regime: 'at', method, workers: 2, attack: { ...PGD, restarts: 2 } }),
         (e: unknown) => e instanceof InputError && /--workers/.test(e.message) && /--restarts 2/.test(e.message),

@@ -7,7 +7,7 @@ import type { ProjectionConfig } from '../models/projection.js';
 import type { BatchSeeds } from './methods.js';
 import type { Learner } from './learner.js';
 import { workersUnsupported, type TrainConfig } from './options.js';
-import { attackHasPartner, flatSize, Replica, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
+import { attackHasPartner, flatSize, Replica, shardAttackOptions, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
 
 /**
  * Data-parallel training over worker threads (docs/decisions.md, "Data-parallel training"): each step
@@ -21,11 +21,11 @@ import { attackHasPartner, flatSize, Replica, shardRanges, shardSeeds, unflatten
  * Objectives that are means over samples with per-sample attacks (sl: cross-entropy with PGD, TRADES)
  * split exactly; the plain contrastive objectives (cl/scl, method 'none') need every in-batch negative,
  * so they all-gather the shards' embeddings first and each replica back-propagates the full-batch loss
- * through its own embeddings only. The adversarial contrastive methods study-at, rocl and acl attack with
- * a batch loss whose negatives move at every attack step: each PGD step all-gathers the shards'
- * adversarial embeddings and each replica steps its own shard's images on the full-batch loss (others'
- * embeddings constant), then their training loss is all-gathered as for plain contrastive learning.
- * The other adversarial contrastive methods are refused (workersUnsupported).
+ * through its own embeddings only. The adversarial contrastive methods (study-at, rocl, clae, acl,
+ * rcl-bound) attack with a batch loss whose negatives move at every attack step: each PGD step (clae: its one FGSM step)
+ * all-gathers the shards' adversarial embeddings and each replica steps its own shard's images on the
+ * full-batch loss (others' embeddings constant), then their training loss is all-gathered as for plain
+ * contrastive learning. What remains unsupported is refused by workersUnsupported.
  */
 
 export interface ReplicaInit {
@@ -164,6 +164,8 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
     throw err;
   }
   const contrastive = cfg.scheme !== 'sl';
+  // clae's FGSM is one step whatever --steps says.
+  const attackSteps = shardAttackOptions(cfg, 0).steps;
   const size = shape[0] * shape[1] * shape[2];
 
   const step = async (x: Float32Array, y: Int32Array, seeds: BatchSeeds, optimizer: tf.Optimizer) => {
@@ -202,7 +204,7 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
       const partnered = attackHasPartner(cfg.method);
       const partners = first.map((z) => (partnered ? z.slice(0, z.length / 2) : new Float32Array(0)));
       let advs: Float32Array[] = first.map((z) => (partnered ? z.slice(z.length / 2) : z));
-      for (let s = 0; s < cfg.attack.steps; s++) {
+      for (let s = 0; s < attackSteps; s++) {
         const stepped = remote.map((r, j) => threads[r.k - 1].request({ type: 'attackStep', partners, advs, own: j + 1, labels: y }, 'embedded'));
         advs = [main.attackStep(partners, advs, 0, y), ...(await settleAll(stepped)).map((m) => m.z)];
       }

@@ -169,24 +169,26 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
 }
 
 /** The contrastive methods that train data-parallel with all-gathered embeddings (src/train/replica.ts). */
-export const SHARDED_CONTRASTIVE_METHODS = ['none', 'study-at', 'rocl', 'acl'] as const;
+export const SHARDED_CONTRASTIVE_METHODS = ['none', 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'] as const;
 
 /**
  * Why `cfg` cannot train data-parallel over several threads, or null when it can. Objectives that are
  * means over samples split into shards exactly; the plain contrastive losses are exact with an
  * all-gather of the embeddings; study-at, rocl and acl attack with an all-gather of the adversarial
- * embeddings at every PGD step (one run: the per-sample choice among restarts is not sharded). clae and
- * rcl-bound are refused (their auxiliary BatchNorm stream or discriminator term is not sharded).
+ * embeddings at every PGD step (one run: the per-sample choice among restarts is not sharded); so do
+ * rcl-bound (its discriminator term a mean over samples, split like cross-entropy) and clae (its one FGSM
+ * step, no restarts).
  */
 export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 'attack'>): string | null {
   if (cfg.scheme === 'sl' || cfg.method === 'none') return null;
   if ((SHARDED_CONTRASTIVE_METHODS as readonly string[]).includes(cfg.method)) {
-    if (cfg.attack.restarts === 1) return null;
+    // clae's one FGSM step has no restarts, whatever --restarts says (fgsmAttack).
+    if (cfg.attack.restarts === 1 || cfg.method === 'clae') return null;
     return `--scheme ${cfg.scheme} --method ${cfg.method} with --restarts ${cfg.attack.restarts} cannot train over worker threads (the sharded contrastive attack runs one restart); use --restarts 1 or --workers 1`;
   }
   return (
     `--scheme ${cfg.scheme} --method ${cfg.method} trains on an attack or loss that worker threads do not shard; ` +
-    `use --workers 1 (worker threads support sl with every method, and cl/scl with regime st or --method study-at, rocl or acl)`
+    `use --workers 1 (worker threads support sl with every method, and cl/scl with every method, with --restarts 1 where the method runs PGD)`
   );
 }
 

@@ -5,7 +5,7 @@ import { subSeed } from '../util/rng.js';
 import { ascentStep, pgdStartPoint, type PerSampleLoss, type PgdOptions } from '../attacks/pgd.js';
 import { augmentView, batchGradients, embed, embedAdv, type BatchGradients, type BatchSeeds } from './methods.js';
 import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
-import { stopGradient } from './gradients.js';
+import { reverseGradient, stopGradient } from './gradients.js';
 import { learnerVariables, learnerWeights, type Learner } from './learner.js';
 import type { TrainConfig } from './options.js';
 
@@ -91,14 +91,27 @@ export interface ShardResult {
 /** Which BatchNorm stream embeds a part: the model's, or ACL's adversarial stream (learner.advFeatures). */
 export type Stream = 'main' | 'adv';
 
+/** A method's training loss over a shard's parts: see shardedLoss. */
+export interface ShardedLoss {
+  streams: Stream[];
+  /** Full-batch contrastive terms: weight * mean contrastivePerImage(the parts, all shards' embeddings). */
+  terms: Array<{ parts: number[]; weight: number }>;
+  /**
+   * rcl-bound: weight * the discriminator's cross-entropy (benign part `real`, adversarial part `fake`),
+   * read through a gradient-reversal layer. A mean over samples, so each shard adds its share of it.
+   */
+  divergence?: { real: number; fake: number; weight: number };
+}
+
 /**
  * A method's training loss over the images ("parts") a shard embeds in its training forward, mirroring
  * prepareContrastive in src/train/methods.ts: the parts' streams (the parts of one stream go through one
  * forward, one BatchNorm batch, as there) and the contrastive terms, each weight * mean
  * contrastivePerImage(those parts). The probe (online linear head) reads part 0's features.
- *   'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]; 'acl' [v1, v2, adv1, adv2].
+ *   'none' [v1, v2]; 'study-at' [x, x_adv, v1, v2]; 'rocl' [v1, v2, adv]; 'acl' [v1, v2, adv1, adv2];
+ *   'clae' [v1, v2, adv] (adv through the auxiliary BatchNorm stream); 'rcl-bound' [v1, v2, adv].
  */
-export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { streams: Stream[]; terms: Array<{ parts: number[]; weight: number }> } {
+export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda' | 'claeAlpha' | 'rclBenignWeight' | 'rclDivergenceWeight'>): ShardedLoss {
   switch (cfg.method) {
     case 'none':
       return { streams: ['main', 'main'], terms: [{ parts: [0, 1], weight: 1 }] };
@@ -118,6 +131,25 @@ export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { 
           { parts: [2, 1], weight: 1 / cfg.roclLambda },
         ],
       };
+    case 'clae':
+      // NT-Xent(z1, z2) + alpha NT-Xent(z1, z_adv); the clean pair is one forward, the adversarial batch another.
+      return {
+        streams: ['main', 'main', 'adv'],
+        terms: [
+          { parts: [0, 1], weight: 1 },
+          { parts: [0, 2], weight: cfg.claeAlpha },
+        ],
+      };
+    case 'rcl-bound':
+      // C(adv, v2) + w_b C(v1, v2) + w_d divergence(features of v1 "real", of adv "fake"), one forward as one thread.
+      return {
+        streams: ['main', 'main', 'main'],
+        terms: [
+          { parts: [2, 1], weight: 1 },
+          { parts: [0, 1], weight: cfg.rclBenignWeight },
+        ],
+        divergence: { real: 0, fake: 2, weight: cfg.rclDivergenceWeight },
+      };
     case 'acl':
       return {
         streams: ['main', 'main', 'adv', 'adv'],
@@ -131,18 +163,29 @@ export function shardedLoss(cfg: Pick<TrainConfig, 'method' | 'roclLambda'>): { 
   }
 }
 
-/** Whether a method's attack has a fixed partner embedding (study-at, rocl) or perturbs both views (acl). */
+/** Whether a method's attack has a fixed partner embedding (study-at, rocl, clae, rcl-bound) or perturbs both views (acl). */
 export function attackHasPartner(method: string): boolean {
   return method !== 'acl';
 }
 
 /**
- * Training-mode forward of the parts by stream (one forward per stream, the parts concatenated in order):
- * per part its L2-normalised projection, and part 0's pooled features.
+ * The options of a method's attack as the single-thread code runs it (contrastiveAttack, aclAttack in
+ * src/train/methods.ts): rocl always starts at random; clae is one FGSM step (fgsmAttack: step size eps,
+ * no random start); the others take the run's attack options.
  */
-function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[]): { z: tf.Tensor2D[]; first: tf.Tensor2D } {
+export function shardAttackOptions(cfg: Pick<TrainConfig, 'method' | 'attack'>, seed: number): PgdOptions {
+  const { attack } = cfg;
+  if (cfg.method === 'clae') return { norm: attack.norm, eps: attack.eps, stepSize: attack.eps, steps: 1, randomStart: false, restarts: 1, seed: 0 };
+  return { ...attack, randomStart: cfg.method === 'rocl' ? true : attack.randomStart, seed };
+}
+
+/**
+ * Training-mode forward of the parts by stream (one forward per stream, the parts concatenated in order):
+ * per part its L2-normalised projection and its pooled features.
+ */
+function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[]): { z: tf.Tensor2D[]; feats: tf.Tensor2D[] } {
   const z: tf.Tensor2D[] = new Array(parts.length);
-  let first: tf.Tensor2D | undefined;
+  const featsOf: tf.Tensor2D[] = new Array(parts.length);
   for (const stream of ['main', 'adv'] as const) {
     const idx = parts.map((_, i) => i).filter((i) => streams[i] === stream);
     if (idx.length === 0) continue;
@@ -152,15 +195,18 @@ function forwardParts(learner: Learner, parts: tf.Tensor4D[], streams: Stream[])
     // (Backprop through a one-way tf.split fails in tfjs 4.22, so one part is not split.)
     const sizes = idx.map((i) => parts[i].shape[0]);
     const zs = idx.length === 1 ? [emb] : (tf.split(emb, sizes, 0) as tf.Tensor2D[]);
-    idx.forEach((i, j) => (z[i] = zs[j]));
-    if (idx[0] === 0) first = idx.length === 1 ? feats : (tf.split(feats, sizes, 0)[0] as tf.Tensor2D);
+    const fs = idx.length === 1 ? [feats] : (tf.split(feats, sizes, 0) as tf.Tensor2D[]);
+    idx.forEach((i, j) => {
+      z[i] = zs[j];
+      featsOf[i] = fs[j];
+    });
   }
-  return { z, first: first! };
+  return { z, feats: featsOf };
 }
 
 /** A shard's attack in progress (adversarial contrastive methods): see Replica.startAttack. */
 interface ShardAttack {
-  /** The clean images attacked (the ball's centre): x (study-at), v1 (rocl), [v1; v2] (acl). */
+  /** The clean images attacked (the ball's centre): x (study-at), v1 (rocl, clae), [v1; v2] (acl). */
   x0: tf.Tensor4D;
   adv: tf.Tensor4D;
   opts: PgdOptions;
@@ -249,10 +295,11 @@ export class Replica {
   }
 
   /**
-   * Adversarial contrastive methods (study-at, rocl), attack phase 0 on a shard's images: its views,
-   * the attacked images and the PGD start point (the shard's own random start, as the single-thread
-   * attack seeds it). Returns [z_partner; z_adv] ([2n, d]): the inference-mode embeddings of the
-   * partner images (study-at: x itself; rocl: view 2) and of the start point, for the all-gather.
+   * Adversarial contrastive methods, attack phase 0 on a shard's images: its views, the attacked images
+   * and the PGD start point (the shard's own random start, as the single-thread attack seeds it).
+   * Returns [z_partner; z_adv] ([2n, d]): the inference-mode embeddings of the partner images
+   * (study-at: x itself; rocl, clae, rcl-bound: view 2) and of the start point, for the all-gather
+   * (acl: [z_adv1; z_adv2] only, no partner).
    */
   startAttack(x: Float32Array, y: Int32Array, shape: [number, number, number], seeds: BatchSeeds): Float32Array {
     this.dropViews();
@@ -262,15 +309,16 @@ export class Replica {
     const v1 = augmentView(xs, cfg, seeds.augment, 1);
     const v2 = augmentView(xs, cfg, seeds.augment, 2);
     const method = cfg.method;
-    // As contrastiveAttack / aclAttack: rocl always starts at random; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
-    const opts: PgdOptions = { ...cfg.attack, randomStart: method === 'rocl' ? true : cfg.attack.randomStart, seed: seeds.attack };
-    const x0 = method === 'rocl' ? v1 : method === 'acl' ? (tf.concat([v1, v2], 0) as tf.Tensor4D) : xs;
+    // As contrastiveAttack / aclAttack; pgdAttack's first run seeds its start with subSeed(seed, 'restart', 0).
+    const opts = shardAttackOptions(cfg, seeds.attack);
+    // study-at attacks x against x; acl the pair [v1; v2]; the others view 1 against view 2.
+    const x0 = method === 'study-at' ? xs : method === 'acl' ? (tf.concat([v1, v2], 0) as tf.Tensor4D) : v1;
     const adv = pgdStartPoint(x0, opts, subSeed(opts.seed, 'restart', 0));
     this.attack = { x0, adv, opts, x: xs, v1, v2 };
     this.labels = tf.tensor1d(y, 'int32');
     const z = tf.tidy(() => {
       const advZ = this.attackEmbedding(adv);
-      return attackHasPartner(method) ? tf.concat([embed(learner, method === 'rocl' ? v2 : xs, false), advZ], 0) : advZ;
+      return attackHasPartner(method) ? tf.concat([embed(learner, method === 'study-at' ? xs : v2, false), advZ], 0) : advZ;
     });
     const out = (z.dataSync() as Float32Array).slice();
     z.dispose();
@@ -338,7 +386,7 @@ export class Replica {
     if (method === 'study-at') parts = [a.x, a.adv, a.v1, a.v2];
     else {
       a.x.dispose();
-      if (method === 'rocl') parts = [a.v1, a.v2, a.adv];
+      if (method !== 'acl') parts = [a.v1, a.v2, a.adv];
       else {
         parts = [a.v1, a.v2, ...(tf.split(a.adv, 2, 0) as tf.Tensor4D[])];
         tf.dispose([a.adv, a.x0]);
@@ -389,7 +437,7 @@ export class Replica {
     const d = gathered[own].length / (parts * y.shape[0]);
     const allLabels = tf.tensor1d(labels, 'int32');
     const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', allLabels);
-    const { streams, terms } = shardedLoss(cfg);
+    const { streams, terms, divergence } = shardedLoss(cfg);
     const constants = gathered.map((z, j) => {
       if (j === own) return null;
       const n = z.length / (parts * d);
@@ -399,7 +447,8 @@ export class Replica {
     let reported: tf.Scalar | undefined;
     const wd = cfg.weightDecay;
     const { grads, value } = tf.variableGrads(() => {
-      const { z: zs, first: f1 } = forwardParts(learner, views, streams);
+      const { z: zs, feats } = forwardParts(learner, views, streams);
+      const f1 = feats[0];
       const all = (part: number) => tf.concat(constants.map((c) => (c ? c[part] : zs[part])), 0) as tf.Tensor2D;
       const contrast = tf.addN(
         terms.map((t) => {
@@ -410,6 +459,17 @@ export class Replica {
       const logits = learner.model.getLayer('logits').apply(stopGradient(f1)) as tf.Tensor2D;
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
       let shardTerm = tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar;
+      if (divergence) {
+        // As prepareContrastive's rcl-bound: the discriminator minimises its binary cross-entropy with logits,
+        // -log sigmoid(real) - log(1 - sigmoid(fake)), and the encoder, behind reverseGradient, maximises it.
+        // Means over this shard's samples: `scale` of them sums to the batch's means, and the discriminator's
+        // gradient to the batch's with the rest.
+        const d = learner.discriminator!;
+        const real = d.apply(reverseGradient(feats[divergence.real])) as tf.Tensor2D;
+        const fake = d.apply(reverseGradient(feats[divergence.fake])) as tf.Tensor2D;
+        const div = tf.add(tf.mean(tf.softplus(tf.neg(real))), tf.mean(tf.softplus(fake)));
+        shardTerm = tf.add(shardTerm, tf.mul(divergence.weight, div)) as tf.Scalar;
+      }
       if (wd !== 0 && decayed.length > 0) shardTerm = tf.add(shardTerm, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar;
       // Every shard computes the same full-batch contrastive value; report `scale` of it so the shares sum to it.
       reported = tf.keep(tf.mul(scale, tf.add(contrast, shardTerm))) as tf.Scalar;
