@@ -182,13 +182,13 @@ export const SHARDED_CONTRASTIVE_METHODS = ['none', 'study-at', 'rocl', 'clae', 
 export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 'attack'>): string | null {
   if (cfg.scheme === 'sl' || cfg.method === 'none') return null;
   if ((SHARDED_CONTRASTIVE_METHODS as readonly string[]).includes(cfg.method)) {
-    // clae's one FGSM step has no restarts, whatever --restarts says (fgsmAttack).
+    // clae's one FGSM step has no restarts, whatever attack.restarts says (fgsmAttack).
     if (cfg.attack.restarts === 1 || cfg.method === 'clae') return null;
-    return `--scheme ${cfg.scheme} --method ${cfg.method} with --restarts ${cfg.attack.restarts} cannot train over worker threads (the sharded contrastive attack runs one restart); use --restarts 1 or --workers 1`;
+    return `--scheme ${cfg.scheme} --method ${cfg.method} with ${cfg.attack.restarts} attack restarts (attack.restarts) cannot train over worker threads (the sharded contrastive attack runs one restart); use one restart or --workers 1`;
   }
   return (
     `--scheme ${cfg.scheme} --method ${cfg.method} trains on an attack or loss that worker threads do not shard; ` +
-    `use --workers 1 (worker threads support sl with every method, and cl/scl with every method, with --restarts 1 where the method runs PGD)`
+    `use --workers 1 (worker threads support sl with every method, and cl/scl with every method, with one attack restart where the method runs PGD)`
   );
 }
 
