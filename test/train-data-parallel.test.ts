@@ -598,40 +598,8 @@ test('BatchNorm moving statistics after a 2-thread step are the sample-weighted 
   optSharded.dispose();
 });
 
-test('sl PGD-AT with 2 workers lowers the loss of a fixed fixture batch, finite, and the main thread leaks no tensors', async () => {
-  const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'sl', regime: 'at', method: 'pgd', attack: PGD, workers: 2 });
-  const ds = await loadDataset({ name: 'cifar10', split: 'train', dataDir: FIXTURE, seed: 0, limit: 32 });
-  const { model } = buildModel({ arch: resolveArch('convnet', 4), inputShape: [32, 32, 3], numClasses: 10, seed: 1 });
-  const learner = makeLearner(model, cfg, undefined);
-  const batch = gatherBatch(ds, Array.from({ length: 32 }, (_, i) => i));
-  const xs = tf.tensor4d(batch.x, [32, 32, 32, 3]);
-  const ys = tf.tensor1d(batch.y, 'int32');
-  const fixedSeeds = { attack: 99, augment: 99 };
-  const before = batchLoss(learner, xs, ys, fixedSeeds);
-  const opt = tf.train.adam(0.01);
-  const dp = await startDataParallel(learner, 2, [32, 32, 3], undefined);
-  const counts: number[] = [];
-  try {
-    for (let s = 0; s < 12; s++) {
-      const r = await dp.step(batch.x, batch.y, { attack: s, augment: s }, opt);
-      assert.ok(Number.isFinite(r.loss), `loss ${r.loss} at step ${s}`);
-      counts.push(tf.memory().numTensors);
-    }
-  } finally {
-    await dp.close();
-  }
-  const afterLoss = batchLoss(learner, xs, ys, fixedSeeds);
-  assert.ok(afterLoss < before, `loss on the fixed batch went from ${before} to ${afterLoss}`);
-  // Optimizer slots appear at the first update; from then on the count must not move.
-  assert.deepEqual(counts.slice(1), new Array(counts.length - 1).fill(counts[1]), `tensor counts per step: ${counts.join(', ')}`);
-  tf.dispose([xs, ys]);
-  opt.dispose();
-  disposeLearner(learner);
-});
-
-test('cl study-at with 2 workers lowers the loss of a fixed fixture batch, finite, and the main thread leaks no tensors', async () => {
-  const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'cl', regime: 'at', method: 'study-at', attack: PGD, workers: 2 });
-  const projection = { hidden: 16, dim: 8 };
+/** Train `steps` data-parallel steps on a fixed fixture batch; its loss must fall, stay finite, and the main thread must not leak. */
+async function fixtureBatchDescends(cfg: TrainConfig, projection: { hidden: number; dim: number } | undefined, steps: number): Promise<void> {
   const ds = await loadDataset({ name: 'cifar10', split: 'train', dataDir: FIXTURE, seed: 0, limit: 32 });
   const { model } = buildModel({ arch: resolveArch('convnet', 4), inputShape: [32, 32, 3], numClasses: 10, seed: 1 });
   const learner = makeLearner(model, cfg, projection);
@@ -644,7 +612,7 @@ test('cl study-at with 2 workers lowers the loss of a fixed fixture batch, finit
   const dp = await startDataParallel(learner, 2, [32, 32, 3], projection);
   const counts: number[] = [];
   try {
-    for (let s = 0; s < 8; s++) {
+    for (let s = 0; s < steps; s++) {
       const r = await dp.step(batch.x, batch.y, { attack: s, augment: s }, opt);
       assert.ok(Number.isFinite(r.loss), `loss ${r.loss} at step ${s}`);
       counts.push(tf.memory().numTensors);
@@ -654,10 +622,21 @@ test('cl study-at with 2 workers lowers the loss of a fixed fixture batch, finit
   }
   const afterLoss = batchLoss(learner, xs, ys, fixedSeeds);
   assert.ok(Number.isFinite(afterLoss) && afterLoss < before, `loss on the fixed batch went from ${before} to ${afterLoss}`);
+  // Optimizer slots appear at the first update; from then on the count must not move.
   assert.deepEqual(counts.slice(1), new Array(counts.length - 1).fill(counts[1]), `tensor counts per step: ${counts.join(', ')}`);
   tf.dispose([xs, ys]);
   opt.dispose();
   disposeLearner(learner);
+}
+
+test('sl PGD-AT with 2 workers lowers the loss of a fixed fixture batch, finite, and the main thread leaks no tensors', async () => {
+  const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'sl', regime: 'at', method: 'pgd', attack: PGD, workers: 2 });
+  await fixtureBatchDescends(cfg, undefined, 12);
+});
+
+test('cl study-at with 2 workers lowers the loss of a fixed fixture batch, finite, and the main thread leaks no tensors', async () => {
+  const cfg = resolveTrainConfig({ dataset: 'cifar10', arch: 'convnet', width: 4, scheme: 'cl', regime: 'at', method: 'study-at', attack: PGD, workers: 2 });
+  await fixtureBatchDescends(cfg, { hidden: 16, dim: 8 }, 8);
 });
 
 test('trainModel --workers 2: an interrupted sl PGD-AT run resumed with 2 workers matches an uninterrupted one, and records the count', async () => {
