@@ -96,6 +96,8 @@ export async function trainScenario(req: ScenarioRequest): Promise<ScenarioResul
     batchSize: req.batchSize,
     evalAttack: req.evalAttack,
     seed: req.seed,
+    // The fine-tuning stage runs data-parallel over as many threads as the pre-training.
+    workers: req.workers,
     onEvent: onFineTuneEvent,
   });
   return { encoderDir, encoder, fineTuned };

@@ -29,6 +29,7 @@ import {
   type ProbeMeta,
 } from './meta.js';
 import { fineTuneAttack, fineTuneLoss } from './objective.js';
+import { fineTuneVariables, startFineTuneParallel, type FineTuneParallel } from './finetune-parallel.js';
 
 export interface FineTuneOptions {
   /** Pre-trained encoder checkpoint. */
@@ -60,6 +61,8 @@ export interface FineTuneOptions {
   resume?: boolean;
   /** Also checkpoint every N optimizer steps (0 = at epoch ends only). */
   saveEvery?: number;
+  /** Threads that compute each step's gradient, one contiguous shard of the batch each (wasm/cpu backends; default 1). */
+  workers?: number;
   /** Stop after this many optimizer steps in this call (tests use it to simulate an interruption). */
   maxSteps?: number;
   onEvent?: (e: FineTuneEvent) => void;
@@ -122,6 +125,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     tradesBeta: opts.tradesBeta ?? DEFAULT_FINE_TUNE.tradesBeta,
     evalAttack: { ...DEFAULT_PGD, ...enc.config.evalAttack, ...opts.evalAttack },
     seed: opts.seed ?? DEFAULT_FINE_TUNE.seed,
+    workers: opts.workers ?? 1,
   };
   const int = (flag: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) throw new InputError(`${flag}: expected an integer >= ${min}, got ${v}`);
@@ -130,6 +134,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   int('--batch-size', cfg.batchSize, 1);
   int('--eval-limit', cfg.evalLimit, 1);
   int('--save-every', opts.saveEvery ?? 0, 0);
+  int('--workers', cfg.workers ?? 1, 1);
   if (!(cfg.lr > 0)) throw new InputError(`--lr: expected a number > 0, got ${cfg.lr}`);
   if (!(cfg.advWeight >= 0)) throw new InputError(`--adv-weight: expected a number >= 0, got ${cfg.advWeight}`);
   if (!(cfg.tradesBeta >= 0)) throw new InputError(`--trades-beta: expected a number >= 0, got ${cfg.tradesBeta}`);
@@ -172,7 +177,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   const head = model.getLayer('logits');
   const training = trainsEncoder(cfg.mode);
   // Order matters for resume: the optimizer's slots follow the variable order.
-  const vars = (training ? model.trainableWeights : head.trainableWeights).map((w) => w.read() as tf.Variable);
+  const vars = fineTuneVariables(model, cfg.mode);
   const optimizer = tf.train.adam(cfg.lr);
   const progress: FineTuneProgress = saved
     ? { ...saved.progress, complete: saved.progress.epochsDone >= cfg.epochs }
@@ -238,7 +243,11 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     state.release();
   };
 
+  // Worker threads of a data-parallel run (cfg.workers > 1); the main thread's model is the one trained and saved.
+  let parallel: FineTuneParallel | undefined;
+  let failed = false;
   try {
+    if ((cfg.workers ?? 1) > 1) parallel = await startFineTuneParallel(model, { ...cfg, mode: cfg.mode }, cfg.workers!, shape);
     const { saved: wrote } = await runResumableEpochs({
       progress,
       epochs: cfg.epochs,
@@ -248,13 +257,18 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       snapshot,
       step: async (epoch, step, indices) => {
         const batch = gatherBatch(train, indices);
-        const { x, y } = batchTensors(batch.x, batch.y, shape);
-        // The attack sees the current head (and encoder), in inference mode, as in adversarial training.
-        const attack = isAdversarialMode(cfg.mode) ? fineTuneAttack(model, x, y, cfg, subSeed(cfg.seed, 'attack', progress.globalStep)) : undefined;
-        const { value, grads } = tf.variableGrads(() => fineTuneLoss(model, x, y, attack?.adv, cfg, training), vars);
-        optimizer.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
-        const [loss] = await value.data();
-        tf.dispose([x, y, value, ...Object.values(grads), ...(attack ? [attack.adv, ...attack.owned] : [])]);
+        const attackSeed = subSeed(cfg.seed, 'attack', progress.globalStep);
+        let loss: number;
+        if (parallel) loss = await parallel.step(batch.x, batch.y, attackSeed, optimizer);
+        else {
+          const { x, y } = batchTensors(batch.x, batch.y, shape);
+          // The attack sees the current head (and encoder), in inference mode, as in adversarial training.
+          const attack = isAdversarialMode(cfg.mode) ? fineTuneAttack(model, x, y, cfg, attackSeed) : undefined;
+          const { value, grads } = tf.variableGrads(() => fineTuneLoss(model, x, y, attack?.adv, cfg, training), vars);
+          optimizer.applyGradients(vars.map((v) => ({ name: v.name, tensor: grads[v.name] })));
+          [loss] = await value.data();
+          tf.dispose([x, y, value, ...Object.values(grads), ...(attack ? [attack.adv, ...attack.owned] : [])]);
+        }
         if (!Number.isFinite(loss)) throw new Error(`fine-tuning diverged: loss ${loss} at epoch ${epoch + 1} (try a lower --lr)`);
         progress.epochLossSum += loss * indices.length;
         progress.epochSeen += indices.length;
@@ -276,7 +290,11 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     });
     // A call stopped before its first step still leaves a checkpoint to resume from.
     if (!wrote && !resumed) await snapshot();
+  } catch (err) {
+    failed = true;
+    throw err;
   } finally {
+    if (parallel) await (failed ? parallel.terminate() : parallel.close());
     if (extraWeights) tf.dispose(Object.values(extraWeights).flatMap((g) => g.map((w) => w.tensor)));
     model.dispose();
     optimizer.dispose();

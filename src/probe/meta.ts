@@ -52,6 +52,11 @@ export interface FineTuneConfig {
   /** Attack for the final robust-accuracy figure. */
   evalAttack: PgdOptions;
   seed: number;
+  /**
+   * Threads the steps ran on (data-parallel, src/probe/finetune-parallel.ts); absent in outputs written
+   * before the option existed (1). Not a resume key: a resumed run records the latest count, as train.
+   */
+  workers?: number;
 }
 
 /** The fields that must match for `finetune --resume` to continue a run (epochs may grow; evaluation may change). */

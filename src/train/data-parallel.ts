@@ -57,16 +57,20 @@ export type ReplicaReply =
 
 export const DATA_PARALLEL_BACKENDS = ['wasm', 'cpu'];
 
-/** One worker thread with at most one request in flight. */
-class ReplicaThread {
+/**
+ * One worker thread with at most one request in flight. `script` is the worker module (default the
+ * training replica's; fine-tuning has its own, src/probe/finetune-worker.ts, speaking the same
+ * 'ready' / 'mean' -> 'shard' / 'close' protocol).
+ */
+export class ReplicaThread {
   readonly worker: Worker;
   readonly gradBuffer: Float32Array;
   readonly statBuffer: Float32Array;
   private readonly lifetime: Promise<void>;
   private waiting: ((m: ReplicaReply) => void) | null = null;
 
-  constructor(index: number, init: ReplicaInit) {
-    this.worker = new Worker(new URL('./replica-worker.js', import.meta.url), { workerData: init });
+  constructor(index: number, init: Pick<ReplicaInit, 'grads' | 'stats'>, script: URL = new URL('./replica-worker.js', import.meta.url)) {
+    this.worker = new Worker(script, { workerData: init });
     this.gradBuffer = new Float32Array(init.grads);
     this.statBuffer = new Float32Array(init.stats);
     this.lifetime = awaitWorker<ReplicaReply, void>(this.worker, `training worker ${index}`, (m) => {
@@ -262,7 +266,7 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
 }
 
 /** Promise.all that waits for every promise to settle before rejecting (no reply left dangling). */
-async function settleAll<T>(ps: Promise<T>[]): Promise<T[]> {
+export async function settleAll<T>(ps: Promise<T>[]): Promise<T[]> {
   const settled = await Promise.allSettled(ps);
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;

@@ -39,6 +39,11 @@ export const finetuneCommand: CommandModule = {
       .option('eval-steps', { type: 'number' })
       .option('seed', { type: 'number', default: DEFAULT_FINE_TUNE.seed })
       .option('save-every', { type: 'number', default: 0, describe: 'Also checkpoint every N steps (0 = at epoch ends only)' })
+      .option('workers', {
+        type: 'number',
+        default: 1,
+        describe: 'Threads per step (data-parallel, wasm/cpu): each takes a contiguous shard of the batch on its own backend instance. 1 = one thread (the reference results); in the full modes BatchNorm statistics are per shard',
+      })
       .option('resume', { type: 'boolean', default: false, describe: 'Continue the run saved in --out (same options; --epochs may grow)' }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
@@ -63,6 +68,7 @@ export const finetuneCommand: CommandModule = {
       evalAttack: readAttackOverride(a, 'eval-'),
       seed: a.seed as number,
       saveEvery: a['save-every'] as number,
+      workers: a.workers as number,
       resume: Boolean(a.resume),
       onEvent: (e) => {
         if (e.type === 'start' && e.resumed) logLine(`finetune: resumed after ${e.globalStep} steps`);

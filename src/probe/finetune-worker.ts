@@ -1,0 +1,54 @@
+/**
+ * A worker thread of data-parallel fine-tuning (src/probe/finetune-parallel.ts): its own backend
+ * instance and replica of the fine-tuning model; computes its shard's gradient on request, speaking the
+ * training replica's protocol ('ready'; 'mean' -> 'shard'; 'close' -> 'closed'). Weights arrive in a
+ * SharedArrayBuffer the main thread fills before each request; gradients and moving statistics go back
+ * through buffers of this worker's own.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend, type BackendChoice } from '../backend/index.js';
+import { InputError } from '../errors.js';
+import type { ReplicaReply, ReplicaRequest } from '../train/data-parallel.js';
+import { FineTuneReplica, type FineTuneReplicaInit } from './finetune-parallel.js';
+
+const init = workerData as FineTuneReplicaInit;
+const post = (m: ReplicaReply) => parentPort!.postMessage(m);
+const fail = (err: unknown) => {
+  const e = err instanceof Error ? err : new Error(String(err));
+  post({ type: 'error', message: e.message, input: err instanceof InputError, stack: e.stack });
+};
+
+try {
+  await initBackend(init.backend as BackendChoice);
+  const model = await tf.models.modelFromJSON({ modelTopology: init.topology as tf.io.ModelJSON['modelTopology'] } as tf.io.ModelJSON);
+  FineTuneReplica.write(model.weights, init.initial);
+  const replica = new FineTuneReplica(model, init.settings);
+  const weights = new Float32Array(init.weights);
+  const grads = new Float32Array(init.grads);
+  const stats = new Float32Array(init.stats);
+  parentPort!.on('message', (m: ReplicaRequest) => {
+    try {
+      switch (m.type) {
+        case 'mean': {
+          replica.writeWeights(weights);
+          const r = replica.meanShard(m.x, m.y, init.shape, m.seeds.attack, m.scale);
+          grads.set(r.grads);
+          replica.readStats(stats);
+          post({ type: 'shard', loss: r.loss, correct: r.correct });
+          break;
+        }
+        case 'close':
+          post({ type: 'closed' });
+          break;
+        default:
+          throw new Error(`fine-tuning worker: no '${m.type}' request here (a bug)`);
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+  post({ type: 'ready', weightShapes: replica.weightShapes, varShapes: replica.varShapes, statShapes: replica.statShapes });
+} catch (err) {
+  fail(err);
+}
