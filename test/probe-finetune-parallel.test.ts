@@ -14,6 +14,7 @@ import { shardRanges } from '../src/train/replica.js';
 import { subSeed } from '../src/util/rng.js';
 import { readMeta, loadCheckpoint } from '../src/models/checkpoint.js';
 import { InputError } from '../src/errors.js';
+import { trainScenario } from '../src/pipeline/scenario.js';
 
 let root: string;
 let encoder: string;
@@ -170,4 +171,13 @@ test('--workers must be an integer >= 1 (InputError)', async () => {
   for (const workers of [0, 1.5, -2]) {
     await assert.rejects(fineTune(tiny(path.join(root, `bad-${workers}`), { workers })), (err: unknown) => err instanceof InputError && /--workers: expected an integer >= 1/.test(err.message));
   }
+});
+
+test('a fat scenario passes train --workers to its fine-tuning stage', async () => {
+  const { out: _out, ...base } = tinyEncoderRequest(path.join(root, 'unused'));
+  const res = await trainScenario({ ...base, out: path.join(root, 'fat'), regime: 'fat', workers: 2, attack: { ...ATTACK, steps: 1 }, fineTuneEpochs: 1 });
+  assert.equal(res.fineTuned.config.workers, 2);
+  assert.ok(res.fineTuned.metrics && Number.isFinite(res.fineTuned.metrics.robustAccuracy));
+  const meta = await readMeta<{ finetune: { config: { workers?: number } } }>(path.join(root, 'fat'));
+  assert.equal(meta.finetune.config.workers, 2);
 });
