@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { activeBackend } from '../backend/index.js';
 import { subSeed } from '../util/rng.js';
-import { DATA_PARALLEL_BACKENDS, ReplicaThread, settleAll } from '../train/data-parallel.js';
-import { flatSize, flatten, shardRanges, unflatten, weightedSum, type ShardResult } from '../train/replica.js';
+import { DATA_PARALLEL_BACKENDS, settleAll, startReplicaThreads } from '../train/data-parallel.js';
+import { flatSize, flatten, ReplicaWeights, shardRanges, unflatten, weightedSum, type ShardResult } from '../train/replica.js';
 import { isAdversarialMode, trainsEncoder, type FineTuneMode } from './meta.js';
 import { fineTuneAttack, fineTuneLoss, type ObjectiveSettings } from './objective.js';
 
@@ -43,46 +43,12 @@ export interface FineTuneReplicaInit {
  * the whole model's weights in the full modes, the head's in the linear ones (the encoder is frozen and
  * runs in inference mode there, so it has no moving statistics to average either).
  */
-export class FineTuneReplica {
-  readonly weights: tf.LayerVariable[];
-  readonly stats: tf.LayerVariable[];
-  readonly vars: tf.Variable[];
-
+export class FineTuneReplica extends ReplicaWeights {
   constructor(
     readonly model: tf.LayersModel,
     readonly settings: FineTuneShardSettings,
   ) {
-    this.weights = trainsEncoder(settings.mode) ? model.weights : model.getLayer('logits').weights;
-    this.stats = this.weights.filter((w) => !w.trainable);
-    this.vars = fineTuneVariables(model, settings.mode);
-  }
-
-  get weightShapes(): number[][] {
-    return this.weights.map((w) => w.shape as number[]);
-  }
-  get statShapes(): number[][] {
-    return this.stats.map((w) => w.shape as number[]);
-  }
-  get varShapes(): number[][] {
-    return this.vars.map((v) => v.shape);
-  }
-
-  readWeights(into?: Float32Array): Float32Array {
-    return flatten(this.weights.map((w) => w.read()), into);
-  }
-  readStats(into?: Float32Array): Float32Array {
-    return flatten(this.stats.map((w) => w.read()), into);
-  }
-  static write(targets: tf.LayerVariable[], flat: Float32Array): void {
-    const tensors = unflatten(flat, targets.map((w) => w.shape as number[]));
-    targets.forEach((w, i) => w.write(tensors[i]));
-    tf.dispose(tensors);
-  }
-  writeWeights(flat: Float32Array): void {
-    FineTuneReplica.write(this.weights, flat);
-  }
-  writeStats(flat: Float32Array): void {
-    FineTuneReplica.write(this.stats, flat);
+    super(trainsEncoder(settings.mode) ? model.weights : model.getLayer('logits').weights, fineTuneVariables(model, settings.mode));
   }
 
   /**
@@ -134,35 +100,24 @@ export async function startFineTuneParallel(model: tf.LayersModel, settings: Fin
   const weights = new Float32Array(new SharedArrayBuffer(4 * flatSize(main.weightShapes)));
   const topology = model.toJSON(null, false);
   const script = new URL('./finetune-worker.js', import.meta.url);
-  const threads: ReplicaThread[] = [];
+  const threads = await startReplicaThreads(
+    count,
+    main,
+    (): FineTuneReplicaInit => ({
+      backend,
+      topology,
+      settings,
+      shape,
+      initial: flatten(model.weights.map((w) => w.read())),
+      weights: weights.buffer as SharedArrayBuffer,
+      grads: new SharedArrayBuffer(4 * flatSize(main.varShapes)),
+      stats: new SharedArrayBuffer(4 * flatSize(main.statShapes)),
+    }),
+    script,
+  );
   const terminate = async () => {
     await Promise.all(threads.map((t) => t.worker.terminate()));
   };
-  try {
-    for (let k = 1; k < count; k++) {
-      const init: FineTuneReplicaInit = {
-        backend,
-        topology,
-        settings,
-        shape,
-        initial: flatten(model.weights.map((w) => w.read())),
-        weights: weights.buffer as SharedArrayBuffer,
-        grads: new SharedArrayBuffer(4 * flatSize(main.varShapes)),
-        stats: new SharedArrayBuffer(4 * flatSize(main.statShapes)),
-      };
-      threads.push(new ReplicaThread(k, init, script));
-    }
-    const ready = await Promise.all(threads.map((t) => t.reply('ready')));
-    const same = (a: number[][], b: number[][]) => JSON.stringify(a) === JSON.stringify(b);
-    for (const r of ready) {
-      if (!same(r.weightShapes, main.weightShapes) || !same(r.varShapes, main.varShapes) || !same(r.statShapes, main.statShapes)) {
-        throw new Error('a fine-tuning worker built a model with other weights than the main thread (a bug)');
-      }
-    }
-  } catch (err) {
-    await terminate();
-    throw err;
-  }
   const size = shape[0] * shape[1] * shape[2];
 
   const step = async (x: Float32Array, y: Int32Array, seed: number, optimizer: tf.Optimizer): Promise<number> => {

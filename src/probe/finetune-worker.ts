@@ -11,6 +11,7 @@ import { initBackend, type BackendChoice } from '../backend/index.js';
 import { InputError } from '../errors.js';
 import type { ReplicaReply, ReplicaRequest } from '../train/data-parallel.js';
 import { FineTuneReplica, type FineTuneReplicaInit } from './finetune-parallel.js';
+import { writeFlat } from '../train/replica.js';
 
 const init = workerData as FineTuneReplicaInit;
 const post = (m: ReplicaReply) => parentPort!.postMessage(m);
@@ -22,7 +23,7 @@ const fail = (err: unknown) => {
 try {
   await initBackend(init.backend as BackendChoice);
   const model = await tf.models.modelFromJSON({ modelTopology: init.topology as tf.io.ModelJSON['modelTopology'] } as tf.io.ModelJSON);
-  FineTuneReplica.write(model.weights, init.initial);
+  writeFlat(model.weights, init.initial);
   const replica = new FineTuneReplica(model, init.settings);
   const weights = new Float32Array(init.weights);
   const grads = new Float32Array(init.grads);

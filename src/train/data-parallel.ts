@@ -7,7 +7,7 @@ import type { ProjectionConfig } from '../models/projection.js';
 import type { BatchSeeds } from './methods.js';
 import type { Learner } from './learner.js';
 import { workersUnsupported, type TrainConfig } from './options.js';
-import { attackHasPartner, flatSize, Replica, shardAttackOptions, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
+import { attackHasPartner, flatSize, Replica, type ReplicaWeights, shardAttackOptions, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
 
 /**
  * Data-parallel training over worker threads (docs/decisions.md, "Data-parallel training"): each step
@@ -128,6 +128,33 @@ function sameShapes(a: number[][], b: number[][]): boolean {
 }
 
 /**
+ * Start worker threads 1..count-1 (`init(k)` is thread k's workerData, `script` its module) and wait until
+ * each has built its replica with the main replica's weight, gradient and statistic layout; on any
+ * failure every started thread is terminated before the error propagates.
+ */
+export async function startReplicaThreads(
+  count: number,
+  main: ReplicaWeights,
+  init: (k: number) => Pick<ReplicaInit, 'grads' | 'stats'>,
+  script?: URL,
+): Promise<ReplicaThread[]> {
+  const threads: ReplicaThread[] = [];
+  try {
+    for (let k = 1; k < count; k++) threads.push(new ReplicaThread(k, init(k), script));
+    const ready = await Promise.all(threads.map((t) => t.reply('ready')));
+    for (const r of ready) {
+      if (!sameShapes(r.weightShapes, main.weightShapes) || !sameShapes(r.varShapes, main.varShapes) || !sameShapes(r.statShapes, main.statShapes)) {
+        throw new Error('a worker thread built a replica with other weights than the main thread (a bug)');
+      }
+    }
+  } catch (err) {
+    await Promise.all(threads.map((t) => t.worker.terminate()));
+    throw err;
+  }
+  return threads;
+}
+
+/**
  * Start `count - 1` worker threads, each with a replica of `learner` on the active backend, and return
  * the data-parallel step. The main thread's learner stays the one that is trained and checkpointed.
  */
@@ -151,22 +178,10 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
     grads: new SharedArrayBuffer(4 * flatSize(main.varShapes)),
     stats: new SharedArrayBuffer(4 * flatSize(main.statShapes)),
   });
-  const threads: ReplicaThread[] = [];
+  const threads = await startReplicaThreads(count, main, init);
   const terminate = async () => {
     await Promise.all(threads.map((t) => t.worker.terminate()));
   };
-  try {
-    for (let k = 1; k < count; k++) threads.push(new ReplicaThread(k, init()));
-    const ready = await Promise.all(threads.map((t) => t.reply('ready')));
-    for (const r of ready) {
-      if (!sameShapes(r.weightShapes, main.weightShapes) || !sameShapes(r.varShapes, main.varShapes) || !sameShapes(r.statShapes, main.statShapes)) {
-        throw new Error('a training worker built a learner with other weights than the main thread (a bug)');
-      }
-    }
-  } catch (err) {
-    await terminate();
-    throw err;
-  }
   const contrastive = cfg.scheme !== 'sl';
   // clae's FGSM is one step whatever --steps says.
   const attackSteps = shardAttackOptions(cfg, 0).steps;

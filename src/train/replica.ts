@@ -216,23 +216,21 @@ interface ShardAttack {
   v2: tf.Tensor4D;
 }
 
-export class Replica {
-  /** Every weight (trainable and not), the broadcast order. */
-  readonly weights: tf.LayerVariable[];
+/**
+ * What every kind of replica exchanges with the main thread: the weights it broadcasts, the moving
+ * statistics it averages and the variables whose gradients it returns, as flat arrays in fixed orders.
+ */
+export abstract class ReplicaWeights {
   /** Non-trainable weights (BatchNorm moving statistics), averaged over replicas after each step. */
   readonly stats: tf.LayerVariable[];
-  readonly vars: tf.Variable[];
-  readonly decayed: tf.Variable[];
-  /** Contrastive shards keep the images of their training forward between the embedding and the gradient phase. */
-  private views: tf.Tensor4D[] | null = null;
-  private labels: tf.Tensor1D | null = null;
-  private attack: ShardAttack | null = null;
 
-  constructor(readonly learner: Learner) {
-    this.weights = learnerWeights(learner);
-    this.stats = this.weights.filter((w) => !w.trainable);
-    this.vars = learnerVariables(learner);
-    this.decayed = this.vars.filter((v) => /kernel/.test(v.name));
+  constructor(
+    /** The weights a step changes (trainable and not), the broadcast order. */
+    readonly weights: tf.LayerVariable[],
+    /** The trained variables, the gradient order. */
+    readonly vars: tf.Variable[],
+  ) {
+    this.stats = weights.filter((w) => !w.trainable);
   }
 
   get weightShapes(): number[][] {
@@ -251,16 +249,31 @@ export class Replica {
   readStats(into?: Float32Array): Float32Array {
     return flatten(this.stats.map((w) => w.read()), into);
   }
-  private write(targets: tf.LayerVariable[], flat: Float32Array): void {
-    const tensors = unflatten(flat, targets.map((w) => w.shape as number[]));
-    targets.forEach((w, i) => w.write(tensors[i]));
-    tf.dispose(tensors);
-  }
   writeWeights(flat: Float32Array): void {
-    this.write(this.weights, flat);
+    writeFlat(this.weights, flat);
   }
   writeStats(flat: Float32Array): void {
-    this.write(this.stats, flat);
+    writeFlat(this.stats, flat);
+  }
+}
+
+/** Write a flat array into variables, in order. */
+export function writeFlat(targets: tf.LayerVariable[], flat: Float32Array): void {
+  const tensors = unflatten(flat, targets.map((w) => w.shape as number[]));
+  targets.forEach((w, i) => w.write(tensors[i]));
+  tf.dispose(tensors);
+}
+
+export class Replica extends ReplicaWeights {
+  readonly decayed: tf.Variable[];
+  /** Contrastive shards keep the images of their training forward between the embedding and the gradient phase. */
+  private views: tf.Tensor4D[] | null = null;
+  private labels: tf.Tensor1D | null = null;
+  private attack: ShardAttack | null = null;
+
+  constructor(readonly learner: Learner) {
+    super(learnerWeights(learner), learnerVariables(learner));
+    this.decayed = this.vars.filter((v) => /kernel/.test(v.name));
   }
 
   private finish(g: BatchGradients): ShardResult {
