@@ -2,8 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../errors.js';
 import { activeBackend } from '../backend/index.js';
 import { subSeed } from '../util/rng.js';
-import { DATA_PARALLEL_BACKENDS, settleAll, startReplicaThreads } from '../train/data-parallel.js';
-import { flatSize, flatten, ReplicaWeights, shardRanges, unflatten, weightedSum, type ShardResult } from '../train/replica.js';
+import { applyShards, DATA_PARALLEL_BACKENDS, settleAll, startReplicaThreads } from '../train/data-parallel.js';
+import { flatSize, flatten, ReplicaWeights, shardRanges, type ShardResult } from '../train/replica.js';
 import { isAdversarialMode, trainsEncoder, type FineTuneMode } from './meta.js';
 import { fineTuneAttack, fineTuneLoss, type ObjectiveSettings } from './objective.js';
 
@@ -142,13 +142,7 @@ export async function startFineTuneParallel(model: tf.LayersModel, settings: Fin
     const own = part(ranges[0]);
     const mine = main.meanShard(own.x, own.y, shape, own.seeds.attack, own.scale);
     const replies = await settleAll(pending);
-    const workers = remote.map((r) => threads[r.k - 1]);
-    const grads = weightedSum([mine.grads, ...workers.map((t) => t.gradBuffer)], new Array(ranges.length).fill(1));
-    const shares = ranges.map((r) => (r.end - r.start) / n);
-    if (main.stats.length > 0) main.writeStats(weightedSum([main.readStats(), ...workers.map((t) => t.statBuffer)], shares));
-    const tensors = unflatten(grads, main.varShapes);
-    optimizer.applyGradients(main.vars.map((v, i) => ({ name: v.name, tensor: tensors[i] })));
-    tf.dispose(tensors);
+    applyShards(main, mine.grads, remote.map((r) => threads[r.k - 1]), ranges, optimizer);
     return mine.loss + replies.reduce((s, r) => s + r.loss, 0);
   };
 

@@ -8,17 +8,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../backend/index.js';
-import { InputError } from '../errors.js';
-import type { ReplicaReply, ReplicaRequest } from '../train/data-parallel.js';
+import type { ReplicaRequest } from '../train/data-parallel.js';
 import { FineTuneReplica, type FineTuneReplicaInit } from './finetune-parallel.js';
 import { writeFlat } from '../train/replica.js';
+import { postFailure, postReply } from '../train/replica-replies.js';
 
 const init = workerData as FineTuneReplicaInit;
-const post = (m: ReplicaReply) => parentPort!.postMessage(m);
-const fail = (err: unknown) => {
-  const e = err instanceof Error ? err : new Error(String(err));
-  post({ type: 'error', message: e.message, input: err instanceof InputError, stack: e.stack });
-};
+const post = postReply;
+const fail = postFailure;
 
 try {
   await initBackend(init.backend as BackendChoice);

@@ -7,7 +7,7 @@ import type { ProjectionConfig } from '../models/projection.js';
 import type { BatchSeeds } from './methods.js';
 import type { Learner } from './learner.js';
 import { workersUnsupported, type TrainConfig } from './options.js';
-import { attackHasPartner, flatSize, Replica, type ReplicaWeights, shardAttackOptions, shardRanges, shardSeeds, unflatten, weightedSum, type ShardResult } from './replica.js';
+import { attackHasPartner, flatSize, Replica, type ReplicaWeights, shardAttackOptions, shardRanges, shardSeeds, unflatten, weightedSum, type ShardRange, type ShardResult } from './replica.js';
 
 /**
  * Data-parallel training over worker threads (docs/decisions.md, "Data-parallel training"): each step
@@ -125,6 +125,22 @@ export interface DataParallel {
 
 function sameShapes(a: number[][], b: number[][]): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * The step's update on the main thread: the sum of the shards' gradients (each already scaled by its
+ * share) through the optimizer, and the moving statistics set to the sample-weighted mean of the
+ * replicas' (each moved once, by its own shard). `ranges[0]` is the main thread's shard, `workers[j]`
+ * holds `ranges[j + 1]`.
+ */
+export function applyShards(main: ReplicaWeights, ownGrads: Float32Array, workers: ReplicaThread[], ranges: ShardRange[], optimizer: tf.Optimizer): void {
+  const n = ranges.reduce((s, r) => s + r.end - r.start, 0);
+  const grads = weightedSum([ownGrads, ...workers.map((t) => t.gradBuffer)], new Array(ranges.length).fill(1));
+  const shares = ranges.map((r) => (r.end - r.start) / n);
+  if (main.stats.length > 0) main.writeStats(weightedSum([main.readStats(), ...workers.map((t) => t.statBuffer)], shares));
+  const tensors = unflatten(grads, main.varShapes);
+  optimizer.applyGradients(main.vars.map((v, i) => ({ name: v.name, tensor: tensors[i] })));
+  tf.dispose(tensors);
 }
 
 /**
@@ -248,14 +264,7 @@ export async function startDataParallel(learner: Learner, count: number, shape: 
       replies = await settleAll(pending);
     }
     const results = [mine, ...replies];
-    const workers = remote.map((r) => threads[r.k - 1]);
-    const grads = weightedSum([mine.grads, ...workers.map((t) => t.gradBuffer)], new Array(ranges.length).fill(1));
-    // Moving statistics: the sample-weighted mean of the replicas' (each moved once, by its own shard).
-    const shares = ranges.map((r) => (r.end - r.start) / n);
-    if (main.stats.length > 0) main.writeStats(weightedSum([main.readStats(), ...workers.map((t) => t.statBuffer)], shares));
-    const tensors = unflatten(grads, main.varShapes);
-    optimizer.applyGradients(main.vars.map((v, i) => ({ name: v.name, tensor: tensors[i] })));
-    tf.dispose(tensors);
+    applyShards(main, mine.grads, remote.map((r) => threads[r.k - 1]), ranges, optimizer);
     return { loss: results.reduce((s, r) => s + r.loss, 0), correct: results.reduce((s, r) => s + r.correct, 0) };
   };
 

@@ -7,17 +7,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../backend/index.js';
-import { InputError } from '../errors.js';
 import { makeLearner } from './learner.js';
 import { Replica } from './replica.js';
-import type { ReplicaInit, ReplicaReply, ReplicaRequest } from './data-parallel.js';
+import type { ReplicaInit, ReplicaRequest } from './data-parallel.js';
+import { postFailure, postReply } from './replica-replies.js';
 
 const init = workerData as ReplicaInit;
-const post = (m: ReplicaReply, transfer: ArrayBuffer[] = []) => parentPort!.postMessage(m, transfer);
-const fail = (err: unknown) => {
-  const e = err instanceof Error ? err : new Error(String(err));
-  post({ type: 'error', message: e.message, input: err instanceof InputError, stack: e.stack });
-};
+const post = postReply;
+const fail = postFailure;
 
 try {
   await initBackend(init.backend as BackendChoice);
