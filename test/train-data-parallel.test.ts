@@ -58,6 +58,63 @@ function syntheticBatch(n: number, seed: number): { x: Float32Array; y: Int32Arr
   return { x, y: Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % 10) };
 }
 
+interface MatchOptions {
+  /** Steps to take; step s trains on syntheticBatch(7, firstBatch + s) with seeds { attack: s, augment: s }. */
+  steps: number;
+  firstBatch: number;
+  label?: string;
+  /** Also compare the counts of correct predictions (the online probe's, for contrastive schemes). */
+  correct?: boolean;
+  /** Also require a stable main-thread tensor count from the second step on. */
+  leaks?: boolean;
+  /** Further checks on the two learners after the steps (start: the weights before them). */
+  after?: (single: Learner, sharded: Learner, start: Float32Array[]) => void;
+}
+
+/**
+ * Train twin learners (model without BatchNorm, lr 1 so a gradient error shows as the same weight error)
+ * for a few steps, one in this thread on the whole batch of 7 and one over 2 threads (shards of 4 and 3):
+ * losses and weights must agree within 1e-4, and the weights must have moved far more than that.
+ */
+async function assertShardedStepsMatch(cfg: TrainConfig, projection: { hidden: number; dim: number } | undefined, o: MatchOptions): Promise<void> {
+  const tag = o.label ? `${o.label}: ` : '';
+  const [single, sharded] = twinLearners(cfg, projection);
+  const vars = learnerVariables(single);
+  const decayed = vars.filter((v) => /kernel/.test(v.name));
+  const optSingle = tf.train.sgd(1);
+  const optSharded = tf.train.sgd(1);
+  const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
+  const counts: number[] = [];
+  try {
+    const start = learnerWeights(single).map((w) => w.read().dataSync().slice() as Float32Array);
+    for (let s = 0; s < o.steps; s++) {
+      const { x, y } = syntheticBatch(7, o.firstBatch + s);
+      const seeds = { attack: s, augment: s };
+      const xs = tf.tensor4d(x, [7, 8, 8, 3]);
+      const ys = tf.tensor1d(y, 'int32');
+      const ref = trainStep(single, optSingle, vars, decayed, xs, ys, seeds);
+      const got = await dp.step(x, y, seeds, optSharded);
+      assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `${tag}loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
+      if (o.correct) assert.equal(got.correct, ref.correct.dataSync()[0]);
+      tf.dispose([xs, ys, ref.loss, ref.correct]);
+      counts.push(tf.memory().numTensors);
+    }
+    const a = learnerWeights(single).map((w) => w.read().dataSync());
+    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
+    assert.ok(maxDiff(a, b) < 1e-4, `${tag}weights differ by ${maxDiff(a, b)}`);
+    // The steps moved the weights far more than the tolerance (else the comparison means nothing).
+    assert.ok(maxDiff(a, start) > 1e-2, `${tag}weights moved only ${maxDiff(a, start)}`);
+    o.after?.(single, sharded, start);
+    if (o.leaks) assert.deepEqual(counts.slice(1), new Array(counts.length - 1).fill(counts[1]), `${tag}tensor counts per step: ${counts.join(', ')}`);
+  } finally {
+    await dp.close();
+    disposeLearner(single);
+    disposeLearner(sharded);
+    optSingle.dispose();
+    optSharded.dispose();
+  }
+}
+
 let root: string;
 before(async () => {
   await initBackend('wasm');
@@ -77,38 +134,7 @@ test('shards split a batch contiguously with sizes differing by at most one; wei
 test('sl PGD-AT over 2 threads: two steps give the single-thread weights (no BatchNorm, unequal shards, weight decay)', async () => {
   // randomStart false: the attack is deterministic per sample, so shards attack exactly as the whole batch.
   const cfg = resolveTrainConfig({ scheme: 'sl', regime: 'at', method: 'pgd', augment: 'none', attack: { ...PGD, randomStart: false }, weightDecay: 0.01, workers: 2 });
-  const [single, sharded] = twinLearners(cfg);
-  const vars = learnerVariables(single);
-  const decayed = vars.filter((v) => /kernel/.test(v.name));
-  // lr 1: the weights move by the gradient itself, so a gradient error of 1e-4 shows as a weight error of 1e-4.
-  const optSingle = tf.train.sgd(1);
-  const optSharded = tf.train.sgd(1);
-  const dp = await startDataParallel(sharded, 2, [8, 8, 3], undefined);
-  try {
-    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
-    for (let s = 0; s < 2; s++) {
-      const { x, y } = syntheticBatch(7, 10 + s);
-      const seeds = { attack: s, augment: s };
-      const xs = tf.tensor4d(x, [7, 8, 8, 3]);
-      const ys = tf.tensor1d(y, 'int32');
-      const ref = trainStep(single, optSingle, vars, decayed, xs, ys, seeds);
-      const got = await dp.step(x, y, seeds, optSharded);
-      assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
-      assert.equal(got.correct, ref.correct.dataSync()[0]);
-      tf.dispose([xs, ys, ref.loss, ref.correct]);
-    }
-    const a = learnerWeights(single).map((w) => w.read().dataSync());
-    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
-    assert.ok(maxDiff(a, b) < 1e-4, `weights differ by ${maxDiff(a, b)}`);
-    // The steps moved the weights far more than the tolerance (else the comparison means nothing).
-    assert.ok(maxDiff(a, start) > 1e-2, `weights moved only ${maxDiff(a, start)}`);
-  } finally {
-    await dp.close();
-    disposeLearner(single);
-    disposeLearner(sharded);
-    optSingle.dispose();
-    optSharded.dispose();
-  }
+  await assertShardedStepsMatch(cfg, undefined, { steps: 2, firstBatch: 10, correct: true });
 });
 
 test('cl: the shards\' all-gathered contrastive gradients sum to the full-batch gradient (no BatchNorm, unequal shards)', () => {
@@ -204,37 +230,7 @@ test('study-at over 2 threads: two steps give the single-thread weights (cl and 
       ...resolveTrainConfig({ scheme, regime: 'at', method: 'study-at', attack: { ...PGD, steps: 2, randomStart: false }, weightDecay: 0.01, temperature: 0.5, workers: 2 }),
       augment: 'none',
     };
-    const projection = { hidden: 8, dim: 4 };
-    const [single, sharded] = twinLearners(cfg, projection);
-    const vars = learnerVariables(single);
-    const decayed = vars.filter((v) => /kernel/.test(v.name));
-    const optSingle = tf.train.sgd(1);
-    const optSharded = tf.train.sgd(1);
-    const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
-    try {
-      const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
-      for (let s = 0; s < 2; s++) {
-        const { x, y } = syntheticBatch(7, 20 + s);
-        const seeds = { attack: s, augment: s };
-        const xs = tf.tensor4d(x, [7, 8, 8, 3]);
-        const ys = tf.tensor1d(y, 'int32');
-        const ref = trainStep(single, optSingle, vars, decayed, xs, ys, seeds);
-        const got = await dp.step(x, y, seeds, optSharded);
-        assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `${scheme}: loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
-        assert.equal(got.correct, ref.correct.dataSync()[0]);
-        tf.dispose([xs, ys, ref.loss, ref.correct]);
-      }
-      const a = learnerWeights(single).map((w) => w.read().dataSync());
-      const b = learnerWeights(sharded).map((w) => w.read().dataSync());
-      assert.ok(maxDiff(a, b) < 1e-4, `${scheme}: weights differ by ${maxDiff(a, b)}`);
-      assert.ok(maxDiff(a, start) > 1e-2, `${scheme}: weights moved only ${maxDiff(a, start)}`);
-    } finally {
-      await dp.close();
-      disposeLearner(single);
-      disposeLearner(sharded);
-      optSingle.dispose();
-      optSharded.dispose();
-    }
+    await assertShardedStepsMatch(cfg, { hidden: 8, dim: 4 }, { steps: 2, firstBatch: 20, label: scheme, correct: true });
   }
 });
 
@@ -314,33 +310,7 @@ test('rocl over 2 threads: a step gives the single-thread weights when the attac
     ...resolveTrainConfig({ scheme: 'cl', regime: 'at', method: 'rocl', attack: { ...PGD, eps: 0, steps: 1 }, roclLambda: 0.5, weightDecay: 0.01, temperature: 0.5, workers: 2 }),
     augment: 'none',
   };
-  const projection = { hidden: 8, dim: 4 };
-  const [single, sharded] = twinLearners(cfg, projection);
-  const vars = learnerVariables(single);
-  const decayed = vars.filter((v) => /kernel/.test(v.name));
-  const optSingle = tf.train.sgd(1);
-  const optSharded = tf.train.sgd(1);
-  const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
-  try {
-    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
-    const { x, y } = syntheticBatch(7, 30);
-    const xs = tf.tensor4d(x, [7, 8, 8, 3]);
-    const ys = tf.tensor1d(y, 'int32');
-    const ref = trainStep(single, optSingle, vars, decayed, xs, ys, { attack: 0, augment: 0 });
-    const got = await dp.step(x, y, { attack: 0, augment: 0 }, optSharded);
-    assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
-    tf.dispose([xs, ys, ref.loss, ref.correct]);
-    const a = learnerWeights(single).map((w) => w.read().dataSync());
-    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
-    assert.ok(maxDiff(a, b) < 1e-4, `weights differ by ${maxDiff(a, b)}`);
-    assert.ok(maxDiff(a, start) > 1e-2, `weights moved only ${maxDiff(a, start)}`);
-  } finally {
-    await dp.close();
-    disposeLearner(single);
-    disposeLearner(sharded);
-    optSingle.dispose();
-    optSharded.dispose();
-  }
+  await assertShardedStepsMatch(cfg, { hidden: 8, dim: 4 }, { steps: 1, firstBatch: 30 });
 });
 
 test('acl: the sharded joint attack on both views equals the single-thread attack (no random start, no BatchNorm, unequal shards)', () => {
@@ -388,35 +358,7 @@ test('acl over 2 threads: two steps give the single-thread weights (both BatchNo
     ...resolveTrainConfig({ scheme: 'cl', regime: 'at', method: 'acl', attack: { ...PGD, steps: 2, randomStart: false }, weightDecay: 0.01, temperature: 0.5, workers: 2 }),
     augment: 'none',
   };
-  const projection = { hidden: 8, dim: 4 };
-  const [single, sharded] = twinLearners(cfg, projection);
-  const vars = learnerVariables(single);
-  const decayed = vars.filter((v) => /kernel/.test(v.name));
-  const optSingle = tf.train.sgd(1);
-  const optSharded = tf.train.sgd(1);
-  const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
-  try {
-    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
-    for (let s = 0; s < 2; s++) {
-      const { x, y } = syntheticBatch(7, 40 + s);
-      const xs = tf.tensor4d(x, [7, 8, 8, 3]);
-      const ys = tf.tensor1d(y, 'int32');
-      const ref = trainStep(single, optSingle, vars, decayed, xs, ys, { attack: s, augment: s });
-      const got = await dp.step(x, y, { attack: s, augment: s }, optSharded);
-      assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
-      tf.dispose([xs, ys, ref.loss, ref.correct]);
-    }
-    const a = learnerWeights(single).map((w) => w.read().dataSync());
-    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
-    assert.ok(maxDiff(a, b) < 1e-4, `weights differ by ${maxDiff(a, b)}`);
-    assert.ok(maxDiff(a, start) > 1e-2, `weights moved only ${maxDiff(a, start)}`);
-  } finally {
-    await dp.close();
-    disposeLearner(single);
-    disposeLearner(sharded);
-    optSingle.dispose();
-    optSharded.dispose();
-  }
+  await assertShardedStepsMatch(cfg, { hidden: 8, dim: 4 }, { steps: 2, firstBatch: 40 });
 });
 
 test('clae, rcl-bound: the sharded attack (all-gather of the adversarial embeddings) equals the single-thread attack (no BatchNorm, unequal shards)', () => {
@@ -472,55 +414,30 @@ test('clae, rcl-bound: the sharded attack (all-gather of the adversarial embeddi
 
 test('clae, rcl-bound over 2 threads: three steps give the single-thread weights (clae: auxiliary BatchNorm stream; rcl-bound: discriminator), no main-thread leak', async () => {
   for (const method of ['clae', 'rcl-bound'] as const) {
-  // Non-default loss weights, so a weight left out of a term shows. rcl-bound: no random start (the shards' PGD
-  // then starts where the whole batch's does); unequal shards check the divergence's per-shard share.
-  const cfg: TrainConfig = {
-    ...resolveTrainConfig({
-      scheme: 'cl', regime: 'at', method, attack: { ...PGD, eps: 0.05, randomStart: method === 'clae' }, claeAlpha: 0.7, rclBenignWeight: 0.6, rclDivergenceWeight: 0.8,
-      weightDecay: 0.01, temperature: 0.5, workers: 2,
-    }),
-    augment: 'none',
-  };
-  const projection = { hidden: 8, dim: 4 };
-  const [single, sharded] = twinLearners(cfg, projection);
-  const vars = learnerVariables(single);
-  const decayed = vars.filter((v) => /kernel/.test(v.name));
-  const optSingle = tf.train.sgd(1);
-  const optSharded = tf.train.sgd(1);
-  const dp = await startDataParallel(sharded, 2, [8, 8, 3], projection);
-  const counts: number[] = [];
-  try {
-    const start = learnerWeights(single).map((w) => w.read().dataSync().slice());
-    for (let s = 0; s < 3; s++) {
-      const { x, y } = syntheticBatch(7, 50 + s);
-      const xs = tf.tensor4d(x, [7, 8, 8, 3]);
-      const ys = tf.tensor1d(y, 'int32');
-      const ref = trainStep(single, optSingle, vars, decayed, xs, ys, { attack: s, augment: s });
-      const got = await dp.step(x, y, { attack: s, augment: s }, optSharded);
-      assert.ok(Math.abs(got.loss - ref.loss.dataSync()[0]) < 1e-4, `${method}: loss ${got.loss} vs ${ref.loss.dataSync()[0]}`);
-      assert.equal(got.correct, ref.correct.dataSync()[0]);
-      tf.dispose([xs, ys, ref.loss, ref.correct]);
-      counts.push(tf.memory().numTensors);
-    }
-    const a = learnerWeights(single).map((w) => w.read().dataSync());
-    const b = learnerWeights(sharded).map((w) => w.read().dataSync());
-    assert.ok(maxDiff(a, b) < 1e-4, `${method}: weights differ by ${maxDiff(a, b)}`);
-    assert.ok(maxDiff(a, start) > 1e-2, `${method}: weights moved only ${maxDiff(a, start)}`);
-    if (method === 'rcl-bound') {
-      // The discriminator's own parameters trained too (their gradient is the shards' sum like the rest).
-      const disc = (l: Learner) => l.discriminator!.weights.map((w) => w.read().dataSync());
-      const discStart = start.slice(start.length - disc(single).length);
-      assert.ok(maxDiff(disc(single), discStart) > 1e-3, `the discriminator moved only ${maxDiff(disc(single), discStart)}`);
-      assert.ok(maxDiff(disc(single), disc(sharded)) < 1e-4);
-    }
-    assert.deepEqual(counts.slice(1), [counts[1], counts[1]], `${method}: tensor counts per step: ${counts.join(', ')}`);
-  } finally {
-    await dp.close();
-    disposeLearner(single);
-    disposeLearner(sharded);
-    optSingle.dispose();
-    optSharded.dispose();
-  }
+    // Non-default loss weights, so a weight left out of a term shows. rcl-bound: no random start (the shards' PGD
+    // then starts where the whole batch's does); unequal shards check the divergence's per-shard share.
+    const cfg: TrainConfig = {
+      ...resolveTrainConfig({
+        scheme: 'cl', regime: 'at', method, attack: { ...PGD, eps: 0.05, randomStart: method === 'clae' }, claeAlpha: 0.7, rclBenignWeight: 0.6, rclDivergenceWeight: 0.8,
+        weightDecay: 0.01, temperature: 0.5, workers: 2,
+      }),
+      augment: 'none',
+    };
+    await assertShardedStepsMatch(cfg, { hidden: 8, dim: 4 }, {
+      steps: 3,
+      firstBatch: 50,
+      label: method,
+      correct: true,
+      leaks: true,
+      after: (single, sharded, start) => {
+        if (method !== 'rcl-bound') return;
+        // The discriminator's own parameters trained too (their gradient is the shards' sum like the rest).
+        const disc = (l: Learner) => l.discriminator!.weights.map((w) => w.read().dataSync());
+        const discStart = start.slice(start.length - disc(single).length);
+        assert.ok(maxDiff(disc(single), discStart) > 1e-3, `the discriminator moved only ${maxDiff(disc(single), discStart)}`);
+        assert.ok(maxDiff(disc(single), disc(sharded)) < 1e-4);
+      },
+    });
   }
 });
 
