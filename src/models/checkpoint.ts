@@ -2,6 +2,8 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
+// Imported ONNX models use a few custom layers; registering them here lets every loader read them.
+import '../import/onnx/layers.js';
 
 export interface NamedTensor {
   name: string;
