@@ -90,3 +90,78 @@ test('convertOnnx leaves no tensors behind and writes nothing', async () => {
   assert.equal(tf.memory().numTensors, before);
   assert.ok(!existsSync(path.join(ref, 'small_cnn')));
 });
+
+import onnxProto from 'onnx-proto';
+import { writeFile, readFile } from 'node:fs/promises';
+import seedrandom from 'seedrandom';
+import { InputError } from '../src/errors.js';
+
+const { onnx } = onnxProto;
+
+async function mutated(name: string, edit: (m: onnxProto.onnx.ModelProto) => void): Promise<string> {
+  const m = onnx.ModelProto.decode(await readFile(path.join(ref, 'small_cnn.onnx')));
+  edit(m);
+  const file = path.join(ref, `${name}.onnx`);
+  await writeFile(file, onnx.ModelProto.encode(m).finish());
+  return file;
+}
+
+async function refused(file: string, re: RegExp, opts = {}): Promise<void> {
+  const out = path.join(ref, `out-${path.basename(file)}`);
+  await assert.rejects(importOnnx(file, out, opts), (e: unknown) => e instanceof InputError && re.test(e.message) && !e.message.includes('\n'));
+  assert.ok(!existsSync(out), 'nothing written');
+}
+
+test('bad ONNX files: one-line errors naming the node or file, nothing written', async () => {
+  const bytes = await readFile(path.join(ref, 'small_cnn.onnx'));
+  const truncated = path.join(ref, 'truncated.onnx');
+  await writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+  await refused(truncated, /truncated\.onnx: (not a valid ONNX model|tensor)/);
+  await refused(await mutated('unknown-op', (m) => (m.graph!.node![4].opType = 'Softplus')), /node '\/Relu' uses op 'Softplus'/);
+  await refused(
+    await mutated('escape', (m) => {
+      const t = m.graph!.initializer!.find((i) => i.name === 'stem.weight')!;
+      t.rawData = new Uint8Array(0);
+      t.dataLocation = 1;
+      t.externalData = [onnx.StringStringEntryProto.create({ key: 'location', value: '../weights.bin' })];
+    }),
+    /tensor 'stem.weight': external data location: '\.\.\/weights\.bin' leaves the model directory/,
+  );
+  await refused(await mutated('bad-shape', (m) => (m.graph!.initializer!.find((i) => i.name === 'stem.weight')!.dims = [8, 3, 3, 4])), /stem\.weight.*mismatched initializer shape/);
+  const dynamic = await mutated('dynamic', (m) => (m.graph!.input![0].type!.tensorType!.shape!.dim![2] = onnx.TensorShapeProto.Dimension.create({ dimParam: 'height' })));
+  await refused(dynamic, /input 'input' has dynamic dimension\(s\) height; pass --input-shape/);
+  const meta = await importOnnx(dynamic, path.join(ref, 'dynamic-ok'), { inputShape: [3, 32, 32] });
+  assert.deepEqual(meta.inputShape, [32, 32, 3]);
+});
+
+test('fuzz: truncated, byte-flipped and huge-shaped ONNX files give InputError, no hang, bounded memory', async () => {
+  const rng = seedrandom('fuzz-onnx');
+  const bytes = await readFile(path.join(ref, 'small_cnn.onnx'));
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 30; i++) {
+    const kind = i % 3;
+    let file: string;
+    if (kind === 2) {
+      file = await mutated(`fuzz-${i}`, (m) => {
+        const init = m.graph!.initializer![Math.floor(rng() * m.graph!.initializer!.length)];
+        init.dims = [2 ** 20, 2 ** 20, Math.floor(rng() * 1000) + 1];
+      });
+    } else {
+      const b = Buffer.from(bytes);
+      file = path.join(ref, `fuzz-${i}.onnx`);
+      if (kind === 0) await writeFile(file, b.subarray(0, Math.floor(rng() * b.length)));
+      else {
+        for (let k = 0; k < 3; k++) b[Math.floor(rng() * 64)] = Math.floor(rng() * 256);
+        await writeFile(file, b);
+      }
+    }
+    try {
+      const { model } = await convertOnnx(file);
+      model.dispose();
+    } catch (e) {
+      assert.ok(e instanceof InputError, `case ${i} (kind ${kind}): ${(e as Error).stack}`);
+    }
+  }
+  assert.equal(tf.memory().numTensors, before);
+  assert.ok(process.memoryUsage().rss < 2 * 1024 ** 3, 'bounded memory');
+});
