@@ -165,3 +165,32 @@ test('fuzz: truncated, byte-flipped and huge-shaped ONNX files give InputError, 
   assert.equal(tf.memory().numTensors, before);
   assert.ok(process.memoryUsage().rss < 2 * 1024 ** 3, 'bounded memory');
 });
+
+import { spawnSync } from 'node:child_process';
+
+test('CLI: import -> layers -> capture (clean and adversarial) -> cka -> report on the imported ResNet-18', async () => {
+  const CLI = path.resolve('dist/src/cli/main.js');
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 300_000 });
+  const ckpt = path.join(ref, 'cli-resnet');
+  const bad = run(['import', path.join(ref, 'resnet18.onnx'), '--out', ckpt, '--mean', '0.5,0.5', '--backend', 'wasm']);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--mean\/--std: expected 3 values/);
+  assert.ok(!existsSync(ckpt));
+  const imp = run(['import', path.join(ref, 'resnet18.onnx'), '--out', ckpt, '--taps', 'conv1,layer*', '--mean', '0.4914,0.4822,0.4465', '--std', '0.247,0.2435,0.2616', '--backend', 'wasm']);
+  assert.equal(imp.status, 0, imp.stderr);
+  const meta = JSON.parse(await readFile(path.join(ckpt, 'meta.json'), 'utf8'));
+  assert.deepEqual(meta.imported.mean, [0.4914, 0.4822, 0.4465]);
+  assert.ok(meta.taps.includes('layer1') && meta.taps.includes('layer4.1.conv2') && !meta.taps.includes('fc'));
+  const layers = run(['layers', ckpt]);
+  assert.equal(layers.stdout.trim().split('\n')[0], 'conv1');
+  const acts = path.join(ref, 'acts.arrow');
+  const cap = run(['capture', ckpt, '--out', acts, '--data-dir', path.resolve('fixtures/cifar10'), '-n', '8', '--batch-size', '8', '--layers', 'conv1,layer2,layer4', '--eps', '8/255', '--steps', '1', '--backend', 'wasm']);
+  assert.equal(cap.status, 0, cap.stderr);
+  const sim = path.join(ref, 'sim.json');
+  const cka = run(['cka', '--acts', acts, '--out', sim, '--backend', 'wasm']);
+  assert.equal(cka.status, 0, cka.stderr);
+  const html = path.join(ref, 'report.html');
+  const rep = run(['report', '--sim', sim, '--out', html]);
+  assert.equal(rep.status, 0, rep.stderr);
+  assert.match(await readFile(html, 'utf8'), /layer4/);
+});
