@@ -59,7 +59,7 @@ test('eval runs the contrastive attack through the projection head ("threat mode
 });
 
 test('capture can attack through the projection head; a supervised model is refused', async () => {
-  const { captureActivations } = await import('../src/cka/capture.js');
+  const { captureActivations } = await import('../src/cka/capture/capture.js');
   const { readActivations } = await import('../src/formats/activations.js');
   const { InputError } = await import('../src/errors.js');
   const out = path.join(root, 'tm1.arrow');

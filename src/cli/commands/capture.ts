@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { captureActivations, type InputKind } from '../../cka/capture.js';
+import { captureActivations, type InputKind } from '../../cka/capture/capture.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { makeTicker } from '../progress.js';
 import { parseList, readAttackOverride } from '../parse.js';

@@ -1,9 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, type BackendChoice } from '../backend/index.js';
-import { InputError } from '../errors.js';
-import type { Shard } from './minibatch.js';
+import { initBackend, type BackendChoice } from '../../backend/index.js';
+import { InputError } from '../../errors.js';
+import type { Shard } from '../minibatch/batches.js';
 import { accumulateStream, type StreamCkaOptions } from './stream.js';
-import type { WorkerMessage } from './stream-workers.js';
+import type { WorkerMessage } from './workers.js';
 
 /** One worker thread of accumulateInWorkers: its own backend instance, its share of the batches. */
 const { opts, part, backend } = workerData as { opts: StreamCkaOptions; part: Shard; backend: BackendChoice };

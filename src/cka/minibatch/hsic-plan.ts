@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { InputError } from '../../errors.js';
 
 /**
  * Which formulation computes a batch's unbiased HSIC terms, chosen per set by a flop model.

@@ -1,21 +1,21 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
-import { loadDataset, gatherBatch, type DatasetName, type Dataset } from '../data/index.js';
-import { loadModelForAnalysis, type ProbeReference } from '../models/classifier.js';
-import { tapModel } from '../models/architectures.js';
-import { batchTensors } from '../models/inputs.js';
-import { crossEntropyLoss } from '../attacks/losses.js';
-import { pgdAttack, validatePgd, type PgdOptions } from '../attacks/pgd.js';
-import { activeBackend } from '../backend/index.js';
-import { provenance } from '../util/provenance.js';
-import { subSeed } from '../util/rng.js';
-import type { CheckpointMeta } from '../train/meta.js';
-import { describeModel, type CaptureSource, type InputKind } from './capture.js';
-import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
-import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
-import { accumulateInWorkers } from './stream-workers.js';
-import type { Formulation, Kernel } from './minibatch-hsic.js';
-import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './minibatch-output.js';
+import { InputError } from '../../errors.js';
+import { loadDataset, gatherBatch, type DatasetName, type Dataset } from '../../data/index.js';
+import { loadModelForAnalysis, type ProbeReference } from '../../models/classifier.js';
+import { tapModel } from '../../models/architectures.js';
+import { batchTensors } from '../../models/inputs.js';
+import { crossEntropyLoss } from '../../attacks/losses.js';
+import { pgdAttack, validatePgd, type PgdOptions } from '../../attacks/pgd.js';
+import { activeBackend } from '../../backend/index.js';
+import { provenance } from '../../util/provenance.js';
+import { subSeed } from '../../util/rng.js';
+import type { CheckpointMeta } from '../../train/meta.js';
+import { describeModel, type CaptureSource, type InputKind } from '../capture/capture.js';
+import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from '../minibatch/batches.js';
+import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from '../minibatch/state.js';
+import { accumulateInWorkers } from './workers.js';
+import type { Formulation, Kernel } from '../minibatch/hsic.js';
+import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from '../minibatch/output.js';
 
 /**
  * Minibatch CKA fused with capture: the models run batch by batch on clean and/or PGD adversarial

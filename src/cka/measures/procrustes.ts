@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'node:path';
-import { readActivations } from '../formats/activations.js';
-import { writeSimilarity, type SimilarityTable } from '../formats/similarity.js';
-import { provenance } from '../util/provenance.js';
-import { requireSameSamples } from './compute.js';
-import { procrustesMatrix } from './procrustes.js';
+import { readActivations } from '../../formats/activations.js';
+import { writeSimilarity, type SimilarityTable } from '../../formats/similarity.js';
+import { provenance } from '../../util/provenance.js';
+import { requireSameSamples } from '../engine/compute.js';
+import { procrustesMatrix } from './procrustes-matrix.js';
 
 /**
  * `cka --measure procrustes`: the orthogonal Procrustes similarity of stored activations, written

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
+import { InputError } from '../../errors.js';
 import { featureNumerators, featureTerms } from './feature-hsic.js';
 import { planFormulation, type Formulation } from './hsic-plan.js';
 

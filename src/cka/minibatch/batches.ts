@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
-import type { ActivationSet } from './activation-set.js';
-import { batchHsic, MIN_BATCH, type Formulation } from './minibatch-hsic.js';
-import { addBatch, emptyState, nullPermutations, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
+import { InputError } from '../../errors.js';
+import type { ActivationSet } from '../activation-set.js';
+import { batchHsic, MIN_BATCH, type Formulation } from './hsic.js';
+import { addBatch, emptyState, nullPermutations, type MinibatchConfig, type MinibatchState } from './state.js';
 
 /**
  * Streaming minibatch CKA: a source yields, batch by batch, every set's activations on the same

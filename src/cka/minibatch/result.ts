@@ -1,4 +1,4 @@
-import type { MinibatchState } from './minibatch-state.js';
+import type { MinibatchState } from './state.js';
 
 /**
  * Minibatch CKA of the pairs (rows[i], cols[j]) from an accumulator state (pure float64):

@@ -1,14 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
-import { readActivations } from '../formats/activations.js';
-import { readAccumulators } from '../formats/accumulators.js';
-import { provenance } from '../util/provenance.js';
-import type { ActivationSet } from './activation-set.js';
-import { requireSameSamples } from './compute.js';
-import { minibatchStateOfSets, planBatches, type MinibatchRunOptions, type Shard } from './minibatch.js';
-import { minibatchStateOfSetsInWorkers } from './minibatch-workers.js';
-import { mergeStates, type MinibatchConfig } from './minibatch-state.js';
-import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './minibatch-output.js';
+import { InputError } from '../../errors.js';
+import { readActivations } from '../../formats/activations.js';
+import { readAccumulators } from '../../formats/accumulators.js';
+import { provenance } from '../../util/provenance.js';
+import type { ActivationSet } from '../activation-set.js';
+import { requireSameSamples } from '../engine/compute.js';
+import { minibatchStateOfSets, planBatches, type MinibatchRunOptions, type Shard } from './batches.js';
+import { minibatchStateOfSetsInWorkers } from './workers.js';
+import { mergeStates, type MinibatchConfig } from './state.js';
+import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './output.js';
 
 /** Minibatch CKA of stored activations (one file, or two on the same samples), written like the streaming run. */
 export async function minibatchSimilarityOfFiles(opts: {

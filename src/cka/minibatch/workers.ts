@@ -1,11 +1,11 @@
 import { Worker } from 'node:worker_threads';
-import { InputError } from '../errors.js';
-import { awaitWorker } from '../util/worker.js';
-import { activeBackend, type BackendChoice } from '../backend/index.js';
-import type { ActivationSet } from './activation-set.js';
-import { planBatches, requireBatchableSets, type BatchTerms, type MinibatchRunOptions, type Shard } from './minibatch.js';
-import { addBatch, emptyState, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
-import { shareSet } from './shared-set.js';
+import { InputError } from '../../errors.js';
+import { awaitWorker } from '../../util/worker.js';
+import { activeBackend, type BackendChoice } from '../../backend/index.js';
+import type { ActivationSet } from '../activation-set.js';
+import { planBatches, requireBatchableSets, type BatchTerms, type MinibatchRunOptions, type Shard } from './batches.js';
+import { addBatch, emptyState, type MinibatchConfig, type MinibatchState } from './state.js';
+import { shareSet } from '../shared-set.js';
 
 /** Messages from minibatch-worker.ts. */
 export type MinibatchWorkerMessage =
@@ -63,7 +63,7 @@ export async function minibatchStateOfSetsInWorkers(
   await Promise.all(
     Array.from({ length: count }, (_, index) => {
       const workerData: MinibatchWorkerData = { sets: shared, config, shard: opts.shard, part: { index, count }, run: opts.run ?? {}, backend };
-      return awaitWorker<MinibatchWorkerMessage, true>(new Worker(new URL('./minibatch-worker.js', import.meta.url), { workerData }), `worker ${index}`, (msg) => {
+      return awaitWorker<MinibatchWorkerMessage, true>(new Worker(new URL('./worker.js', import.meta.url), { workerData }), `worker ${index}`, (msg) => {
         if (msg.type === 'batch') {
           take(msg.terms);
           return undefined;

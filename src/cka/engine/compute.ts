@@ -1,12 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import * as path from 'node:path';
-import { InputError } from '../errors.js';
-import { readActivations, type Activations } from '../formats/activations.js';
-import { writeSimilarity, type SimilarityTable } from '../formats/similarity.js';
-import { provenance } from '../util/provenance.js';
-import type { ActivationSet } from './activation-set.js';
+import { InputError } from '../../errors.js';
+import { readActivations, type Activations } from '../../formats/activations.js';
+import { writeSimilarity, type SimilarityTable } from '../../formats/similarity.js';
+import { provenance } from '../../util/provenance.js';
+import type { ActivationSet } from '../activation-set.js';
 import { linearCkaMatrix, type CkaEstimator } from './engine.js';
-import { linearCkaMatrixInWorkers } from './engine-workers.js';
+import { linearCkaMatrixInWorkers } from './workers.js';
 import { setStats } from './set-stats.js';
 
 export interface ComputeSimilarityOptions {

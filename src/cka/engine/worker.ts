@@ -1,9 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend, type BackendChoice } from '../backend/index.js';
-import { InputError } from '../errors.js';
-import type { ActivationSet } from './activation-set.js';
+import { initBackend, type BackendChoice } from '../../backend/index.js';
+import { InputError } from '../../errors.js';
+import type { ActivationSet } from '../activation-set.js';
 import { linearCkaSums, type CkaEngineOptions } from './engine.js';
-import type { EngineWorkerMessage } from './engine-workers.js';
+import type { EngineWorkerMessage } from './workers.js';
 
 /** One worker thread of linearCkaMatrixInWorkers: its own backend instance, its share of the tiles. */
 const { sets, rowIdx, colIdx, opts, backend } = workerData as { sets: ActivationSet[]; rowIdx: number[]; colIdx: number[] | null; opts: CkaEngineOptions; backend: BackendChoice };

@@ -1,6 +1,6 @@
-import { InputError } from '../errors.js';
-import { makeRng, permutation, subSeed, type Rng } from '../util/rng.js';
-import type { Kernel } from './minibatch-hsic.js';
+import { InputError } from '../../errors.js';
+import { makeRng, permutation, subSeed, type Rng } from '../../util/rng.js';
+import type { Kernel } from './hsic.js';
 
 /**
  * The whole state of a minibatch CKA run (Nguyen, Raghu, Kornblith 2021): float64 sums of the

@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads';
-import { awaitWorker } from '../util/worker.js';
-import { activeBackend } from '../backend/index.js';
-import type { BackendChoice } from '../backend/index.js';
-import { mergeStates } from './minibatch-state.js';
+import { awaitWorker } from '../../util/worker.js';
+import { activeBackend } from '../../backend/index.js';
+import type { BackendChoice } from '../../backend/index.js';
+import { mergeStates } from '../minibatch/state.js';
 import type { StreamAccumulation, StreamCkaOptions } from './stream.js';
 
 /** Messages from stream-worker.ts. */
@@ -24,7 +24,7 @@ export async function accumulateInWorkers(opts: StreamCkaOptions, count: number)
   const results = await Promise.all(
     Array.from({ length: count }, (_, index) =>
       awaitWorker<WorkerMessage, StreamAccumulation>(
-        new Worker(new URL('./stream-worker.js', import.meta.url), { workerData: { opts: plain, part: { index, count }, backend } }),
+        new Worker(new URL('./worker.js', import.meta.url), { workerData: { opts: plain, part: { index, count }, backend } }),
         `worker ${index}`,
         (msg) => {
           if (msg.type === 'progress') {

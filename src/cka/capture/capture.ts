@@ -1,19 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
-import { loadDataset, gatherBatch, type DatasetName } from '../data/index.js';
-import { loadModelForAnalysis, type ProbeReference } from '../models/classifier.js';
-import { tapModel } from '../models/architectures.js';
-import { batchTensors } from '../models/inputs.js';
-import { crossEntropyLoss } from '../attacks/losses.js';
-import { pgdAttack, validatePgd, type PerSampleLoss, type PgdOptions } from '../attacks/pgd.js';
-import { contrastiveLoss } from '../attacks/contrastive.js';
-import { loadProjectionEmbedder, type ProjectionEmbedder } from '../models/projection.js';
+import { InputError } from '../../errors.js';
+import { loadDataset, gatherBatch, type DatasetName } from '../../data/index.js';
+import { loadModelForAnalysis, type ProbeReference } from '../../models/classifier.js';
+import { tapModel } from '../../models/architectures.js';
+import { batchTensors } from '../../models/inputs.js';
+import { crossEntropyLoss } from '../../attacks/losses.js';
+import { pgdAttack, validatePgd, type PerSampleLoss, type PgdOptions } from '../../attacks/pgd.js';
+import { contrastiveLoss } from '../../attacks/contrastive.js';
+import { loadProjectionEmbedder, type ProjectionEmbedder } from '../../models/projection.js';
 import * as path from 'node:path';
-import { writeActivations } from '../formats/activations.js';
-import { activeBackend } from '../backend/index.js';
-import { provenance } from '../util/provenance.js';
-import { subSeed } from '../util/rng.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import { writeActivations } from '../../formats/activations.js';
+import { activeBackend } from '../../backend/index.js';
+import { provenance } from '../../util/provenance.js';
+import { subSeed } from '../../util/rng.js';
+import type { CheckpointMeta } from '../../train/meta.js';
 
 export type InputKind = 'clean' | 'adv';
 

@@ -1,9 +1,9 @@
 import { Worker } from 'node:worker_threads';
-import { InputError } from '../errors.js';
-import { awaitWorker } from '../util/worker.js';
-import { activeBackend, type BackendChoice } from '../backend/index.js';
-import type { ActivationSet } from './activation-set.js';
-import { shareSet } from './shared-set.js';
+import { InputError } from '../../errors.js';
+import { awaitWorker } from '../../util/worker.js';
+import { activeBackend, type BackendChoice } from '../../backend/index.js';
+import type { ActivationSet } from '../activation-set.js';
+import { shareSet } from '../shared-set.js';
 import { finishCka, type CkaEngineOptions, type CkaMatrix, type PreparedCka } from './engine.js';
 
 /** Messages from engine-worker.ts. */
@@ -34,7 +34,7 @@ export async function linearCkaMatrixInWorkers(rowSets: ActivationSet[], colSets
   const results = await Promise.all(
     Array.from({ length: count }, (_, index) =>
       awaitWorker<EngineWorkerMessage, { prepared: PreparedCka; sums: Float64Array }>(
-        new Worker(new URL('./engine-worker.js', import.meta.url), {
+        new Worker(new URL('./worker.js', import.meta.url), {
           workerData: { sets: shared, rowIdx, colIdx, opts: { ...plain, part: { index, count } }, backend },
         }),
         `worker ${index}`,

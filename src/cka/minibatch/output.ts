@@ -1,9 +1,9 @@
 import * as path from 'node:path';
-import { InputError } from '../errors.js';
-import { writeSimilarity, type SimilarityTable } from '../formats/similarity.js';
-import { writeAccumulators, type SavedAccumulators } from '../formats/accumulators.js';
-import { minibatchMatrix } from './minibatch-result.js';
-import { FLAG_TOLERANCE, type FlaggedValue } from './compute.js';
+import { InputError } from '../../errors.js';
+import { writeSimilarity, type SimilarityTable } from '../../formats/similarity.js';
+import { writeAccumulators, type SavedAccumulators } from '../../formats/accumulators.js';
+import { minibatchMatrix } from './result.js';
+import { FLAG_TOLERANCE, type FlaggedValue } from '../engine/compute.js';
 
 /**
  * From accumulators to similarity.arrow files. The context's `groups` say where the sets came

@@ -1,8 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend } from '../backend/index.js';
-import { InputError } from '../errors.js';
-import { minibatchTerms, planBatches, setBatches } from './minibatch.js';
-import type { MinibatchWorkerData, MinibatchWorkerMessage } from './minibatch-workers.js';
+import { initBackend } from '../../backend/index.js';
+import { InputError } from '../../errors.js';
+import { minibatchTerms, planBatches, setBatches } from './batches.js';
+import type { MinibatchWorkerData, MinibatchWorkerMessage } from './workers.js';
 
 /** One worker thread of minibatchStateOfSetsInWorkers: its own backend instance, its share of the batches. */
 const { sets, config, shard, part, run, backend } = workerData as MinibatchWorkerData;
