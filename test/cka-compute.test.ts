@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { InputError } from '../src/errors.js';
 import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
-import { computeSimilarity } from '../src/cka/engine/compute.js';
+import { computeSimilarity } from '../src/cka/similarity/shortcuts.js';
 import { linearCkaBiased, linearCkaDebiased, matrixFromSet } from '../src/cka/measures/reference.js';
 import { writeActivations } from '../src/formats/activations.js';
 import { readSimilarity } from '../src/formats/similarity.js';

@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { trainModel } from '../src/train/loop.js';
-import { streamMinibatchCka } from '../src/cka/stream/stream.js';
+import { streamMinibatchCka } from '../src/cka/similarity/shortcuts.js';
 
 /**
  * The webgpu code path (Dawn) gives the same CKA values as wasm. Without a GPU this runs on Mesa's

@@ -6,7 +6,7 @@ import { trainModel, type TrainEvent } from '../train/loop.js';
 import { readMeta, resolveCheckpointDir } from '../models/checkpoint.js';
 import type { CheckpointMeta } from '../train/meta.js';
 import { captureActivations } from '../cka/capture/capture.js';
-import { computeSimilarity } from '../cka/engine/compute.js';
+import { computeSimilarity } from '../cka/similarity/shortcuts.js';
 import { buildReport } from '../report/build.js';
 import { readSimilarity } from '../formats/similarity.js';
 import { exists } from '../util/atomic.js';

@@ -3,7 +3,7 @@ import { InputError } from '../../errors.js';
 import { writeSimilarity, type SimilarityTable } from '../../formats/similarity.js';
 import { writeAccumulators, type SavedAccumulators } from '../../formats/accumulators.js';
 import { minibatchMatrix } from './result.js';
-import { FLAG_TOLERANCE, type FlaggedValue } from '../engine/compute.js';
+import { flaggedWarning, flagOutOfRange, sharedMetadata, type FlaggedValue } from '../similarity/metadata.js';
 
 /**
  * From accumulators to similarity.arrow files. The context's `groups` say where the sets came
@@ -38,8 +38,8 @@ export function qualifiedName(groups: SetGroup[], key: string, name: string): st
   return groups.length === 1 ? name : `${key}:${name}`;
 }
 
-/** Write accumulators.{npy,json} and the similarity tables to `out`; returns the tables written. */
-export async function writeMinibatchResults(out: string, saved: SavedAccumulators, extraMetadata: Record<string, unknown>): Promise<WrittenSimilarity[]> {
+/** Write accumulators.{npy,json} and the similarity tables to `out`; returns the tables written. `notes`: warnings of the run's rules, added to every table's. */
+export async function writeMinibatchResults(out: string, saved: SavedAccumulators, extraMetadata: Record<string, unknown>, notes: string[] = []): Promise<WrittenSimilarity[]> {
   await writeAccumulators(out, saved);
   const groups = groupsOf(saved.context);
   const { state } = saved;
@@ -60,16 +60,13 @@ export async function writeMinibatchResults(out: string, saved: SavedAccumulator
     const strip = (s: string) => (groups.length === 1 ? s : s.slice(s.indexOf(':') + 1));
     const rows = rowSets.map(strip);
     const cols = colSets.map(strip);
-    const flagged: FlaggedValue[] = [];
-    res.cka.forEach((v, k) => {
-      if (!(v >= -FLAG_TOLERANCE && v <= 1 + FLAG_TOLERANCE)) flagged.push({ row: rows[Math.floor(k / cols.length)], col: cols[k % cols.length], cka: v });
-    });
+    const flagged = flagOutOfRange(res.cka, rows, cols);
     const extra: Record<string, Float64Array> = { hsic: res.hsic };
     if (res.ciLow && res.ciHigh) Object.assign(extra, { ci_low: res.ciLow, ci_high: res.ciHigh });
     if (res.nullMean && res.nullSd) Object.assign(extra, { null_mean: res.nullMean, null_sd: res.nullSd });
-    const warnings: string[] = [];
-    if (flagged.length > 0) warnings.push(`${flagged.length} CKA value(s) outside [${-FLAG_TOLERANCE}, ${1 + FLAG_TOLERANCE}] or undefined; left unclamped (see 'flagged')`);
+    const warnings = flaggedWarning(flagged, true);
     if (res.undefinedSets.length > 0) warnings.push(`set(s) ${res.undefinedSets.map(strip).join(', ')} have no positive self-HSIC (constant over every batch?): their CKA is NaN`);
+    warnings.push(...notes);
     const similarity: SimilarityTable = {
       rows,
       cols,
@@ -79,11 +76,7 @@ export async function writeMinibatchResults(out: string, saved: SavedAccumulator
         estimator: 'minibatch',
         measure: state.config.kernel === 'rbf' ? 'rbf-cka' : 'linear-cka',
         ...(state.config.kernel === 'rbf' ? { bandwidth: 'median squared distance within each minibatch (Kornblith et al. gram_rbf, threshold 1)' } : {}),
-        n: state.samples,
-        inputs: job.rows === job.cols ? [job.rows.source] : [job.rows.source, job.cols.source],
-        rows_from: job.rows.source,
-        cols_from: job.cols.source,
-        sources: job.rows === job.cols ? [job.rows.metadata ?? null] : [job.rows.metadata ?? null, job.cols.metadata ?? null],
+        ...sharedMetadata(state.samples, job.rows, job.cols, flagged, warnings),
         batch_size: state.config.batchSize,
         batches: state.batchIds.length,
         seed: state.config.seed,
@@ -92,8 +85,6 @@ export async function writeMinibatchResults(out: string, saved: SavedAccumulator
         ...(state.config.bootstrap > 0 ? { ci_level: 0.95, ci_method: 'percentile, Poisson bootstrap over minibatches' } : {}),
         ...(state.config.permutations > 0 ? { null_method: 'rows of the column set permuted within each minibatch' } : {}),
         context: saved.context,
-        flagged,
-        ...(warnings.length > 0 ? { warning: warnings.join('; ') } : {}),
         ...extraMetadata,
       },
     };

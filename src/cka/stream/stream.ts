@@ -1,16 +1,19 @@
-import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../errors.js';
-import { loadDataset, gatherBatch, type DatasetName, type Dataset } from '../../data/index.js';
-import { loadModelForAnalysis, type ProbeReference } from '../../models/classifier.js';
-import { tapModel } from '../../models/architectures.js';
-import { batchTensors } from '../../models/inputs.js';
-import { crossEntropyLoss } from '../../attacks/losses.js';
-import { pgdAttack, validatePgd, type PgdOptions } from '../../attacks/pgd.js';
+import type { Dataset } from '../../data/index.js';
 import { activeBackend } from '../../backend/index.js';
 import { provenance } from '../../util/provenance.js';
-import { subSeed } from '../../util/rng.js';
-import type { CheckpointMeta } from '../../train/meta.js';
-import { describeModel, type CaptureSource, type InputKind } from '../capture/capture.js';
+import {
+  captureBatches,
+  closeCaptureModel,
+  describeAttack,
+  describeModel,
+  loadCaptureData,
+  openCaptureModel,
+  validateAttackLoss,
+  validateInputs,
+  type CaptureModel,
+  type CaptureSource,
+} from '../capture/source.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from '../minibatch/batches.js';
 import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from '../minibatch/state.js';
 import { accumulateInWorkers } from './workers.js';
@@ -44,6 +47,8 @@ export interface StreamCkaOptions extends CaptureSource {
    * (default 1: this thread). See docs/benchmarks.md for the measured effect.
    */
   workers?: number;
+  /** Warnings of the run's rules, added to every table's (set by runSimilarity). */
+  notes?: string[];
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -54,35 +59,26 @@ export interface StreamCkaResult {
   samples: number;
 }
 
-interface LoadedModel {
-  key: string;
-  checkpoint: string;
-  model: tf.LayersModel;
-  taps: tf.LayersModel;
-  meta: CheckpointMeta;
-  probe?: ProbeReference;
-  layers: string[];
-  attack: PgdOptions;
-}
-
-export async function streamMinibatchCka(opts: StreamCkaOptions): Promise<StreamCkaResult> {
+/**
+ * The streamed minibatch run behind runSimilarity (models source): accumulate on this thread or
+ * split over worker threads, then write the tables. The combination rules have been applied.
+ */
+export async function streamMinibatch(opts: StreamCkaOptions): Promise<StreamCkaResult> {
   validateStream(opts);
   const workers = opts.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1) throw new InputError(`--workers: expected a positive integer, got ${workers}`);
   if (workers > 1 && !['wasm', 'cpu'].includes(activeBackend())) {
     throw new InputError(`--workers ${workers}: worker threads are for the wasm and cpu backends (one instance per thread); the ${activeBackend()} backend uses its device from one thread`);
   }
   const { state, context } = workers > 1 ? await accumulateInWorkers(opts, workers) : await accumulateStream(opts);
   const info = { shard: opts.shard ?? null, workers, provenance: provenance(activeBackend()) };
-  const written = await writeMinibatchResults(opts.out, { state, context, info }, { provenance: info.provenance, shard: info.shard });
+  const written = await writeMinibatchResults(opts.out, { state, context, info }, { provenance: info.provenance, shard: info.shard }, opts.notes);
   return { written, sets: state.sets, batches: state.batchIds.length, samples: state.samples };
 }
 
 function validateStream(opts: StreamCkaOptions): void {
   if (opts.models.length < 1 || opts.models.length > 2) throw new InputError(`--model: give one or two checkpoints, got ${opts.models.length}`);
-  if (opts.inputs.length === 0) throw new InputError('--inputs: expected clean, adv or clean,adv');
-  for (const k of opts.inputs) if (k !== 'clean' && k !== 'adv') throw new InputError(`--inputs: unknown input '${k}' (expected clean or adv)`);
-  if (new Set(opts.inputs).size !== opts.inputs.length) throw new InputError(`--inputs: '${opts.inputs.join(',')}' lists an input twice`);
+  validateInputs(opts.inputs);
+  validateAttackLoss(opts.attackLoss);
   validateConfig(configOf(opts));
 }
 
@@ -102,23 +98,12 @@ export interface StreamAccumulation {
  */
 export async function accumulateStream(opts: StreamCkaOptions, part?: Shard, onBatch?: (samples: number, total: number) => void): Promise<StreamAccumulation> {
   validateStream(opts);
-  const models: LoadedModel[] = [];
+  const models: CaptureModel[] = [];
   try {
-    for (const [i, checkpoint] of opts.models.entries()) models.push(await loadModel(checkpoint, 'ab'[i], opts));
-    const a = models[0].meta;
-    for (const m of models.slice(1)) {
-      if (m.meta.inputShape.join('x') !== a.inputShape.join('x')) {
-        throw new InputError(`--model: ${m.checkpoint} takes ${m.meta.inputShape.join('x')} images but ${models[0].checkpoint} takes ${a.inputShape.join('x')}; both models must see the same inputs`);
-      }
-    }
-    const datasetName = opts.dataset ?? a.config.dataset;
-    const split = opts.split ?? 'test';
-    const ds = await loadDataset({ name: datasetName, split, dataDir: opts.dataDir ?? a.config.dataDir, seed: opts.seed, limit: opts.n });
-    if (ds.height !== a.inputShape[0] || ds.width !== a.inputShape[1] || ds.channels !== a.inputShape[2]) {
-      throw new InputError(`--dataset: ${datasetName} images are ${ds.height}x${ds.width}x${ds.channels} but ${models[0].checkpoint} expects ${a.inputShape.join('x')}`);
-    }
+    for (const [i, checkpoint] of opts.models.entries()) models.push(await openCaptureModel(checkpoint, 'ab'[i], opts));
+    const { ds, datasetName, split } = await loadCaptureData(models, opts);
     const spans = planBatches(ds.n, opts.batchSize, opts.shard).filter((_, k) => !part || k % part.count === part.index);
-    const groups: SetGroup[] = models.map((m) => ({ key: m.key, source: m.checkpoint, metadata: describeLoaded(m) }));
+    const groups: SetGroup[] = models.map((m) => ({ key: m.key, source: m.checkpoint, metadata: describeModel(m.checkpoint, m.meta, m.probe) }));
     const sets = models.flatMap((m) => opts.inputs.flatMap((kind) => m.layers.map((l) => qualifiedName(groups, m.key, `${l}@${kind}`))));
     const state = emptyState(sets, configOf(opts));
     const total = spans.reduce((s, x) => s + x.size, 0);
@@ -132,61 +117,17 @@ export async function accumulateStream(opts: StreamCkaOptions, part?: Shard, onB
       inputs: opts.inputs,
       layers: Object.fromEntries(models.map((m) => [m.key, m.layers])),
       dataset: { name: datasetName, split, n: ds.n, seed: opts.seed, source: ds.source },
-      attack: opts.inputs.includes('adv') ? Object.fromEntries(models.map((m) => [m.key, { name: 'pgd', loss: 'cross-entropy', mode: 'inference', target: 'the model fed', ...m.attack }])) : null,
+      attack: opts.inputs.includes('adv') ? Object.fromEntries(models.map((m) => [m.key, describeAttack(m, opts.inputs, { target: 'the model fed' })])) : null,
     };
     return { state, context };
   } finally {
-    // The tap model shares the model's layers (weights); disposing the model frees them.
-    for (const m of models) m.model.dispose();
+    for (const m of models) closeCaptureModel(m);
   }
 }
 
-async function loadModel(checkpoint: string, key: string, opts: StreamCkaOptions): Promise<LoadedModel> {
-  const { model, meta, probe } = await loadModelForAnalysis(checkpoint);
-  const layers = opts.layers?.length ? opts.layers : meta.taps;
-  const unknown = layers.filter((l) => !meta.taps.includes(l));
-  if (unknown.length) {
-    model.dispose();
-    throw new InputError(`--layers: unknown layer name(s) ${unknown.join(', ')} for ${checkpoint} (tap points: ${meta.taps.join(', ')})`);
-  }
-  const ordered = meta.taps.filter((t) => layers.includes(t));
-  const attack = { ...meta.config.evalAttack, ...opts.attack } as PgdOptions;
-  try {
-    validatePgd(attack);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-  return { key, checkpoint, model, taps: tapModel(model, ordered), meta, probe, layers: ordered, attack };
-}
-
-function describeLoaded(m: LoadedModel): Record<string, unknown> {
-  return describeModel(m.checkpoint, m.meta, m.probe);
-}
-
-/** Every model's tap outputs on every input kind, batch by batch, in the state's set order. */
-async function* modelBatches(models: LoadedModel[], ds: Dataset, spans: BatchSpan[], opts: StreamCkaOptions): AsyncGenerator<MinibatchBatch> {
-  const shape: [number, number, number] = [ds.height, ds.width, ds.channels];
-  for (const span of spans) {
-    const batch = gatherBatch(ds, Array.from({ length: span.size }, (_, i) => span.start + i));
-    const { x, y } = batchTensors(batch.x, batch.y, shape);
-    const outputs: tf.Tensor[] = [];
-    try {
-      for (const m of models) {
-        for (const kind of opts.inputs) {
-          // The same attack seed per batch as `capture`, so both see the same adversarial inputs.
-          const input = kind === 'adv' ? pgdAttack(crossEntropyLoss(m.model, y), x, { ...m.attack, seed: subSeed(opts.seed, 'capture', span.start) }) : x;
-          try {
-            const o = m.taps.predict(input) as tf.Tensor | tf.Tensor[];
-            outputs.push(...(Array.isArray(o) ? o : [o]));
-          } finally {
-            if (input !== x) input.dispose();
-          }
-        }
-      }
-      yield { id: span.id, sets: outputs };
-    } finally {
-      tf.dispose([x, y, ...outputs]);
-    }
+/** The capture source's batches as minibatch input: every view's tap outputs, in the state's set order. */
+async function* modelBatches(models: CaptureModel[], ds: Dataset, spans: BatchSpan[], opts: StreamCkaOptions): AsyncGenerator<MinibatchBatch> {
+  for await (const batch of captureBatches(models, ds, spans, opts.inputs, opts.seed)) {
+    yield { id: batch.span.id, sets: batch.views.flatMap((v) => v.outputs) };
   }
 }
