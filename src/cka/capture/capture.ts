@@ -3,18 +3,7 @@ import { InputError } from '../../errors.js';
 import { writeActivations } from '../../formats/activations.js';
 import { activeBackend } from '../../backend/index.js';
 import { provenance } from '../../util/provenance.js';
-import {
-  captureBatches,
-  closeCaptureModel,
-  describeAttack,
-  describeModel,
-  loadCaptureData,
-  openCaptureModel,
-  validateInputs,
-  type CaptureModel,
-  type CaptureSource,
-  type InputKind,
-} from './source.js';
+import { captureBatches, closeCaptureModel, describeAttack, describeModel, loadCaptureData, openCaptureModel, validateInputs, type CaptureModel, type CaptureSource, type InputKind } from './source.js';
 
 export { describeModel, type CaptureSource, type InputKind, type AttackLoss } from './source.js';
 

@@ -12,7 +12,7 @@ import type { MeasureSpec } from './spec.js';
  * Float64 on the host, O(min(n,p)^3) per pair, all samples at once: no estimator, no streaming.
  */
 export const procrustes: MeasureSpec = {
-  describe: 'orthogonal Procrustes similarity',
+  describe: 'orthogonal Procrustes similarity (--acts only, float64 on the host, O(min(n,p)^3) per pair)',
   estimators: [],
   modelsRefusal: 'needs all samples at once; use it with --acts (stored activations), not --model',
   async fromActivations({ first, second }, req) {

@@ -2,18 +2,7 @@ import { InputError } from '../../errors.js';
 import type { Dataset } from '../../data/index.js';
 import { activeBackend } from '../../backend/index.js';
 import { provenance } from '../../util/provenance.js';
-import {
-  captureBatches,
-  closeCaptureModel,
-  describeAttack,
-  describeModel,
-  loadCaptureData,
-  openCaptureModel,
-  validateAttackLoss,
-  validateInputs,
-  type CaptureModel,
-  type CaptureSource,
-} from '../capture/source.js';
+import { captureBatches, closeCaptureModel, describeAttack, describeModel, loadCaptureData, openCaptureModel, validateAttackLoss, validateInputs, type CaptureModel, type CaptureSource } from '../capture/source.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from '../minibatch/batches.js';
 import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from '../minibatch/state.js';
 import { accumulateInWorkers } from './workers.js';

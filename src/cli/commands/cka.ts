@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs';
 import { ATTACK_LOSSES, type AttackLoss, type InputKind } from '../../cka/capture/source.js';
 import { parseShard } from '../../cka/minibatch/batches.js';
 import type { Formulation } from '../../cka/minibatch/hsic.js';
-import { MEASURE_NAMES } from '../../cka/measures/index.js';
+import { MEASURES, MEASURE_NAMES } from '../../cka/measures/index.js';
 import { ESTIMATORS, type Estimator, type Measure } from '../../cka/similarity/request.js';
 import { runSimilarity } from '../../cka/similarity/run.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
@@ -40,8 +40,7 @@ export const ckaCommand: CommandModule = {
       .option('measure', {
         choices: MEASURE_NAMES,
         default: 'cka',
-        describe:
-          'cka = linear CKA; rbf-cka = CKA with the RBF kernel, median-distance bandwidth per minibatch (minibatch estimator; --batch-size n for full data); procrustes = orthogonal Procrustes similarity (--acts only, float64 on the host, O(min(n,p)^3) per pair)',
+        describe: MEASURE_NAMES.map((m) => `${m} = ${MEASURES[m].describe}`).join('; '),
       })
       .option('sets', { type: 'string', describe: 'With --acts: comma-separated set names to use, in this order (default: all, in file order)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory (similarity.arrow is written there; minibatch runs also write accumulators.{json,npy})' })
