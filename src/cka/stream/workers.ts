@@ -3,7 +3,7 @@ import { awaitWorker } from '../../util/worker.js';
 import { activeBackend } from '../../backend/index.js';
 import type { BackendChoice } from '../../backend/index.js';
 import { mergeStates } from '../minibatch/state.js';
-import type { StreamAccumulation, StreamCkaOptions } from './stream.js';
+import type { StreamAccumulation, StreamCkaOptions } from './options.js';
 
 /** Messages from stream-worker.ts. */
 export type WorkerMessage =
