@@ -1,12 +1,8 @@
-import * as tf from '@tensorflow/tfjs';
-import * as path from 'node:path';
 import { InputError } from '../../errors.js';
 import type { Activations } from '../../formats/activations.js';
-import { writeSimilarity, type SimilarityTable } from '../../formats/similarity.js';
-import { provenance } from '../../util/provenance.js';
 import type { ActivationSet } from '../activation-set.js';
 import type { WrittenSimilarity } from '../minibatch/output.js';
-import { activationSides, flaggedWarning, flagOutOfRange, sharedMetadata } from '../similarity/metadata.js';
+import { writeActivationTable } from '../similarity/activation-table.js';
 import type { ActivationInputs, ResolvedRequest } from '../similarity/request.js';
 import { linearCkaMatrix, type CkaEstimator } from './engine.js';
 import { linearCkaMatrixInWorkers } from './workers.js';
@@ -26,25 +22,17 @@ export async function fullDataSimilarity(inputs: ActivationInputs, req: Resolved
     req.workers > 1
       ? await linearCkaMatrixInWorkers(first.sets, second ? second.sets : null, engineOptions, req.workers)
       : await linearCkaMatrix(first.sets, second ? second.sets : null, engineOptions);
-  const flagged = flagOutOfRange(result.cka, result.rows, result.cols);
-  const [rows, cols] = activationSides(first, second);
-  const similarity: SimilarityTable = {
-    rows: result.rows,
-    cols: result.cols,
-    cka: result.cka,
-    extra: { hsic: result.hsic },
-    metadata: {
-      estimator,
-      ...sharedMetadata(result.n, rows, cols, flagged, [...flaggedWarning(flagged, false), ...req.warnings]),
+  return writeActivationTable(
+    inputs,
+    req,
+    { rows: result.rows, cols: result.cols, values: result.cka, extra: { hsic: result.hsic }, n: result.n },
+    { estimator },
+    {
       hsic_rows: Array.from(result.hsicRows),
       hsic_cols: Array.from(result.hsicCols),
       engine: { block_rows: result.blockRows, chunk_cols: result.chunkCols, resident: result.resident, workers: req.workers },
-      provenance: provenance(req.backend ?? tf.getBackend()),
     },
-  };
-  const file = path.join(req.out, 'similarity.arrow');
-  await writeSimilarity(file, similarity);
-  return { file, similarity, flagged };
+  );
 }
 
 /** Fail early, naming the file, on inputs the engine cannot use (n < 4, NaN/Inf, zero variance). */
