@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import { DEFAULT_PGD, validatePgd } from '../attacks/pgd.js';
 import { FINE_TUNING_REGIMES, type Method, type Scheme, type TrainConfig } from './config.js';
-import { defaultMethod, METHOD_PARAMS, methodsFor, methodSpec, METHODS, METHOD_NAMES, type MethodParam } from './methods/index.js';
+import { defaultMethod, METHOD_PARAMS, methodsFor, methodSpec, METHODS, METHOD_NAMES, type MethodParam, type MethodSpec } from './methods/index.js';
 
 export { FINE_TUNING_REGIMES, type AugmentName, type Method, type Regime, type Scheme, type TrainConfig } from './config.js';
 
@@ -118,8 +118,7 @@ export const SHARDED_CONTRASTIVE_METHODS: readonly Method[] = METHOD_NAMES.filte
  * restarts is not sharded), so their attack options must have one restart (clae's one FGSM step always
  * has); rcl-bound's discriminator term is a mean over samples, split like cross-entropy.
  */
-export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 'attack'>): string | null {
-  const spec = methodSpec(cfg.method);
+export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 'attack'>, spec: MethodSpec | undefined = methodSpec(cfg.method)): string | null {
   if (cfg.scheme === 'sl') return null;
   if (!spec?.contrastive) {
     return (
