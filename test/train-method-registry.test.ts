@@ -52,13 +52,15 @@ test('every method has a coherent spec: objectives for its schemes, parts and te
 test("every spec's parameters are config defaults, resume keys and validated flags; every flag and method is in 'robustsim train --help'", () => {
   const r = spawnSync(process.execPath, [CLI, 'train', '--help'], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
+  // yargs wraps long help texts; compare with white space folded.
+  const help = r.stdout.replace(/\s+/g, ' ');
   for (const name of METHOD_NAMES) {
     const spec = METHODS[name];
-    if (spec.regime === 'at') assert.match(r.stdout, new RegExp(`"${name}"`), `--method choice ${name}`);
+    if (spec.regime === 'at') assert.ok(help.includes(`"${name}"`), `--method choice ${name}`);
     for (const p of spec.params) {
       assert.equal(DEFAULT_TRAIN[p.key], p.default, `${p.key} default`);
       assert.ok(RESUME_KEYS.includes(p.key), `${p.key} is a resume key`);
-      assert.match(r.stdout, new RegExp(`--${p.flag}\\s+${p.help.replace(/[()]/g, '\\$&')}`), `--${p.flag} with its help`);
+      assert.ok(help.includes(`--${p.flag} ${p.help}`), `--${p.flag} with its help`);
       const bad = p.range.integer ? p.range.min - 1 : p.range.strict ? p.range.min : p.range.min - 1;
       assert.throws(() => resolveTrainConfig({ [p.key]: bad }), (e: unknown) => e instanceof InputError && e.message.startsWith(`--${p.flag}: expected`), `--${p.flag} ${bad}`);
       assert.doesNotThrow(() => resolveTrainConfig({ [p.key]: p.default }));
