@@ -145,6 +145,11 @@ export function prepareBatch(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, s
   return learner.cfg.scheme === 'sl' ? prepareSupervised(learner, x, y, seeds) : prepareContrastive(learner, x, y, seeds);
 }
 
+/** loss + (wd / 2) * the sum of squares of the `decayed` kernels (L2 weight decay), or loss itself without any. */
+export function withWeightDecay(loss: tf.Scalar, decayed: tf.Variable[], wd: number): tf.Scalar {
+  return wd === 0 || decayed.length === 0 ? loss : (tf.add(loss, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar);
+}
+
 /** The gradients of one batch's objective, before any optimizer sees them (the caller disposes every tensor). */
 export interface BatchGradients {
   /** The objective (loss + weight decay), times `scale`. */
@@ -175,7 +180,7 @@ export function batchGradients(
   const { value, grads } = tf.variableGrads(() => {
     const { loss, logits } = batch.loss();
     correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
-    const objective = wd === 0 || decayed.length === 0 ? loss : (tf.add(loss, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar);
+    const objective = withWeightDecay(loss, decayed, wd);
     return scale === 1 ? objective : (tf.mul(objective, scale) as tf.Scalar);
   }, vars);
   tf.dispose(batch.tensors);

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { subSeed } from '../util/rng.js';
 import { ascentStep, pgdStartPoint, type PgdOptions } from '../attacks/pgd.js';
 import { contrastiveGroups } from '../attacks/contrastive.js';
-import { augmentView, batchGradients, type BatchGradients, type BatchSeeds } from './methods.js';
+import { augmentView, batchGradients, withWeightDecay, type BatchGradients, type BatchSeeds } from './methods.js';
 import {
   attackedImages,
   contrastiveAttackObjective,
@@ -378,8 +378,7 @@ export class Replica extends ReplicaWeights {
       // which `scale` of sums to the batch's means over the shards.
       const { contrast, local, logits } = contrastiveObjective(learner, spec, views, y, groups, widen);
       correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
-      let shardTerm = local;
-      if (wd !== 0 && decayed.length > 0) shardTerm = tf.add(shardTerm, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar;
+      const shardTerm = withWeightDecay(local, decayed, wd);
       // Every shard computes the same full-batch contrastive value; report `scale` of it so the shares sum to it.
       reported = tf.keep(tf.mul(scale, tf.add(contrast, shardTerm))) as tf.Scalar;
       return tf.add(contrast, tf.mul(scale, shardTerm)) as tf.Scalar;
