@@ -8,7 +8,7 @@ import { batchTensors } from '../../models/inputs.js';
 import { loadProjectionEmbedder, type ProjectionEmbedder } from '../../models/projection.js';
 import { crossEntropyLoss } from '../../attacks/losses.js';
 import { pgdAttack, validatePgd, type PerSampleLoss, type PgdOptions } from '../../attacks/pgd.js';
-import { contrastiveLoss } from '../../attacks/contrastive.js';
+import { oneSidedContrastiveLoss } from '../../attacks/contrastive.js';
 import { subSeed } from '../../util/rng.js';
 import type { CheckpointMeta } from '../../train/meta.js';
 
@@ -108,7 +108,7 @@ export function adversarialInput(m: CaptureModel, x: tf.Tensor4D, y: tf.Tensor1D
   let objective: { loss: PerSampleLoss; dispose(): void };
   if (m.embedder) {
     const positives = m.embedder.embed(x);
-    objective = { loss: contrastiveLoss(m.embedder.embed, positives, m.embedder.temperature), dispose: () => positives.dispose() };
+    objective = { loss: oneSidedContrastiveLoss(m.embedder.embed, positives, m.embedder.temperature), dispose: () => positives.dispose() };
   } else {
     objective = { loss: crossEntropyLoss(m.model, y), dispose: () => {} };
   }
