@@ -53,3 +53,9 @@ export { layerProbes, type LayerProbeOptions, type LayerProbeResult } from './pr
 export { loadClassifier, attachHead, type Classifier } from './probe/classifier.js';
 export { FINE_TUNE_MODES, type FineTuneMode, type ProbeMeta } from './probe/meta.js';
 export { readEval, writeEval, type EvalTableRow } from './formats/eval.js';
+export { importOnnx, convertOnnx, selectTaps, type ImportOptions } from './import/onnx/import.js';
+export { SUPPORTED_OPS as ONNX_SUPPORTED_OPS } from './import/onnx/build.js';
+export { readSafetensors } from './formats/safetensors.js';
+export { readNpz } from './formats/npz.js';
+export { activationsFromArrays } from './formats/activations.js';
+export { resolveInside } from './util/safe-path.js';
