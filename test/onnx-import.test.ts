@@ -1,7 +1,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile, readFile } from 'node:fs/promises';
+import onnxProto from 'onnx-proto';
+import seedrandom from 'seedrandom';
+import { InputError } from '../src/errors.js';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -91,11 +94,6 @@ test('convertOnnx leaves no tensors behind and writes nothing', async () => {
   assert.ok(!existsSync(path.join(ref, 'small_cnn')));
 });
 
-import onnxProto from 'onnx-proto';
-import { writeFile, readFile } from 'node:fs/promises';
-import seedrandom from 'seedrandom';
-import { InputError } from '../src/errors.js';
-
 const { onnx } = onnxProto;
 
 async function mutated(name: string, edit: (m: onnxProto.onnx.ModelProto) => void): Promise<string> {
@@ -165,8 +163,6 @@ test('fuzz: truncated, byte-flipped and huge-shaped ONNX files give InputError, 
   assert.equal(tf.memory().numTensors, before);
   assert.ok(process.memoryUsage().rss < 2 * 1024 ** 3, 'bounded memory');
 });
-
-import { spawnSync } from 'node:child_process';
 
 test('CLI: import -> layers -> capture (clean and adversarial) -> cka -> report on the imported ResNet-18', async () => {
   const CLI = path.resolve('dist/src/cli/main.js');
