@@ -17,7 +17,8 @@ import { ascentStep, pgdStartPoint } from '../src/attacks/pgd.js';
 import { subSeed } from '../src/util/rng.js';
 import { contrastiveGroups } from '../src/train/contrastive.js';
 import { startDataParallel } from '../src/train/data-parallel.js';
-import { attackHasPartner, Replica, shardAttackOptions, shardRanges, weightedSum } from '../src/train/replica.js';
+import { attackHasPartner, Replica, shardAttackOptions } from '../src/train/replica.js';
+import { shardRanges, weightedSum } from '../src/parallel/weights.js';
 import type { CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 

@@ -12,8 +12,9 @@ import { subSeed } from '../util/rng.js';
 import type { CheckpointMeta } from '../train/meta.js';
 import { describeModel, type CaptureSource, type InputKind } from './capture.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
-import { emptyState, validateConfig, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
-import { accumulateInWorkers } from './stream-workers.js';
+import { emptyState, validateConfig, type MinibatchConfig } from './minibatch-state.js';
+import { accumulateInWorkers, type StreamAccumulation } from './stream-workers.js';
+import { threadBackend } from '../parallel/threads.js';
 import type { Formulation, Kernel } from './minibatch-hsic.js';
 import { qualifiedName, writeMinibatchResults, type SetGroup, type WrittenSimilarity } from './minibatch-output.js';
 
@@ -68,10 +69,7 @@ interface LoadedModel {
 export async function streamMinibatchCka(opts: StreamCkaOptions): Promise<StreamCkaResult> {
   validateStream(opts);
   const workers = opts.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1) throw new InputError(`--workers: expected a positive integer, got ${workers}`);
-  if (workers > 1 && !['wasm', 'cpu'].includes(activeBackend())) {
-    throw new InputError(`--workers ${workers}: worker threads are for the wasm and cpu backends (one instance per thread); the ${activeBackend()} backend uses its device from one thread`);
-  }
+  threadBackend(workers);
   const { state, context } = workers > 1 ? await accumulateInWorkers(opts, workers) : await accumulateStream(opts);
   const info = { shard: opts.shard ?? null, workers, provenance: provenance(activeBackend()) };
   const written = await writeMinibatchResults(opts.out, { state, context, info }, { provenance: info.provenance, shard: info.shard });
@@ -88,11 +86,6 @@ function validateStream(opts: StreamCkaOptions): void {
 
 function configOf(opts: StreamCkaOptions): MinibatchConfig {
   return { batchSize: opts.batchSize, seed: opts.seed, bootstrap: opts.bootstrap ?? 0, permutations: opts.permutations ?? 0, kernel: opts.kernel ?? 'linear' };
-}
-
-export interface StreamAccumulation {
-  state: MinibatchState;
-  context: Record<string, unknown>;
 }
 
 /**
