@@ -18,7 +18,7 @@ export { makeLearner, learnerVariables, disposeLearner, type Learner } from './t
 export { prepareBatch, trainStep, embed, contrastiveAttack, contrastiveAttackLoss, aclAttack, tradesAttack } from './train/methods.js';
 export { loadContrastiveThreatModel, type ContrastiveThreatModel } from './train/threat-models.js';
 export { buildProjectionHead, l2Normalize, type ProjectionConfig } from './models/projection.js';
-export type { CheckpointMeta } from './train/meta.js';
+export type { TrainCheckpointMeta as CheckpointMeta } from './train/meta.js';
 export { captureActivations, type CaptureOptions } from './cka/capture.js';
 export { linearCkaMatrix, type CkaEstimator } from './cka/engine.js';
 export { computeSimilarity } from './cka/compute.js';

@@ -19,7 +19,7 @@ import { contrastiveGroups } from '../src/train/contrastive.js';
 import { startDataParallel } from '../src/train/data-parallel.js';
 import { attackHasPartner, Replica, shardAttackOptions } from '../src/train/replica.js';
 import { shardRanges, weightedSum } from '../src/parallel/weights.js';
-import type { CheckpointMeta } from '../src/train/meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 
 const FIXTURE = path.resolve('fixtures/cifar10');

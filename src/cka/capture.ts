@@ -13,7 +13,7 @@ import { writeActivations } from '../formats/activations.js';
 import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
 import { subSeed } from '../util/rng.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { CheckpointMeta } from '../models/checkpoint-meta.js';
 
 export type InputKind = 'clean' | 'adv';
 

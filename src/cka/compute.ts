@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import { readActivations, type Activations } from '../formats/activations.js';
 import { writeSimilarity, type SimilarityTable } from '../formats/similarity.js';
 import { provenance } from '../util/provenance.js';
-import type { ActivationSet } from './activation-set.js';
+import type { ActivationSet } from '../formats/activations.js';
 import { linearCkaMatrix, type CkaEstimator } from './engine.js';
 import { linearCkaMatrixInWorkers } from './engine-workers.js';
 import { setStats } from './set-stats.js';

@@ -1,5 +1,5 @@
 import { runTasks, threadBackend } from '../parallel/threads.js';
-import type { ActivationSet } from './activation-set.js';
+import type { ActivationSet } from '../formats/activations.js';
 import { shareSet } from './shared-set.js';
 import { finishCka, type CkaEngineOptions, type CkaMatrix, type PreparedCka } from './engine.js';
 

@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { readActivations } from '../formats/activations.js';
 import { readAccumulators } from '../formats/accumulators.js';
 import { provenance } from '../util/provenance.js';
-import type { ActivationSet } from './activation-set.js';
+import type { ActivationSet } from '../formats/activations.js';
 import { requireSameSamples } from './compute.js';
 import { minibatchStateOfSets, planBatches, type MinibatchRunOptions, type Shard } from './minibatch.js';
 import { minibatchStateOfSetsInWorkers } from './minibatch-workers.js';

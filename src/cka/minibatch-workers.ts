@@ -1,5 +1,5 @@
 import { runTasks, threadBackend } from '../parallel/threads.js';
-import type { ActivationSet } from './activation-set.js';
+import type { ActivationSet } from '../formats/activations.js';
 import { planBatches, requireBatchableSets, type BatchTerms, type MinibatchRunOptions, type Shard } from './minibatch.js';
 import { addBatch, emptyState, type MinibatchConfig, type MinibatchState } from './minibatch-state.js';
 import { shareSet } from './shared-set.js';

@@ -9,7 +9,7 @@ import { pgdAttack, validatePgd, type PgdOptions } from '../attacks/pgd.js';
 import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
 import { subSeed } from '../util/rng.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { CheckpointMeta } from '../models/checkpoint-meta.js';
 import { describeModel, type CaptureSource, type InputKind } from './capture.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from './minibatch.js';
 import { emptyState, validateConfig, type MinibatchConfig } from './minibatch-state.js';

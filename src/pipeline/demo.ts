@@ -4,7 +4,7 @@ import { runTasks } from '../parallel/threads.js';
 import type { BackendChoice } from '../backend/index.js';
 import { trainModel, type TrainEvent } from '../train/loop.js';
 import { readMeta, resolveCheckpointDir } from '../models/checkpoint.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { CheckpointMeta } from '../models/checkpoint-meta.js';
 import { captureActivations } from '../cka/capture.js';
 import { computeSimilarity } from '../cka/compute.js';
 import { buildReport } from '../report/build.js';

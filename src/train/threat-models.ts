@@ -5,7 +5,7 @@ import { PROJECTION_GROUP } from '../models/projection.js';
 import type { PerSampleLoss } from '../attacks/pgd.js';
 import { contrastiveAttackLoss, embed } from './methods.js';
 import { disposeLearner, makeLearner, type Learner } from './learner.js';
-import type { CheckpointMeta } from './meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from './meta.js';
 
 /**
  * "Threat model I" of the adversarial contrastive papers: the attack maximises the contrastive loss,
