@@ -1,6 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runTasks } from '../parallel/threads.js';
+import { runTasks, THREAD_BACKENDS } from '../parallel/threads.js';
 import type { BackendChoice } from '../backend/index.js';
 import { trainModel, type TrainEvent } from '../train/loop.js';
 import { readMeta, resolveCheckpointDir } from '../models/checkpoint.js';
@@ -225,7 +225,7 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const events: DemoEvents = { onTrainEvent, onStage, onCaptureProgress };
   const stage = onStage ?? (() => {});
   const regimes: Regime[] = ['st', 'at'];
-  const parallel = settings.parallel ?? (os.availableParallelism() >= 2 && (settings.backend === 'wasm' || settings.backend === 'cpu'));
+  const parallel = settings.parallel ?? (os.availableParallelism() >= 2 && THREAD_BACKENDS.includes(settings.backend as BackendChoice));
   let results: Array<DemoModelResult & { acts: string }>;
   if (parallel) {
     results = await runModelsInWorkers({ ...settings, parallel: false }, regimes, events);
