@@ -17,6 +17,9 @@ export { groupContrastivePerAnchor, contrastivePerImage } from './train/contrast
 export { makeLearner, learnerVariables, disposeLearner, type Learner } from './train/learner.js';
 export { prepareBatch, trainStep, embed, contrastiveAttack, contrastiveAttackLoss, aclAttack, tradesAttack } from './train/methods.js';
 export { loadContrastiveThreatModel, type ContrastiveThreatModel } from './train/threat-models.js';
+export { METHODS, methodsFor, defaultMethod, type MethodSpec, type ContrastiveSpec, type ContrastiveAttackSpec, type SupervisedObjective, type MethodParam } from './train/methods/index.js';
+export { contrastiveObjective, contrastiveAttackObjective, runContrastiveAttack } from './train/contrastive-objective.js';
+export { oneSidedContrastiveLoss, oneSidedNtXentPerSample, symmetricContrastiveLoss, contrastiveLoss, ntXentPerSample } from './attacks/contrastive.js';
 export { buildProjectionHead, l2Normalize, type ProjectionConfig } from './models/projection.js';
 export type { TrainCheckpointMeta as CheckpointMeta } from './train/meta.js';
 export { captureActivations, type CaptureOptions } from './cka/capture.js';
