@@ -14,7 +14,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../src/backend/index.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { trainStep } from '../src/train/methods.js';
-import { startDataParallel, DATA_PARALLEL_BACKENDS } from '../src/train/data-parallel.js';
+import { startDataParallel } from '../src/train/data-parallel.js';
+import { THREAD_BACKENDS } from '../src/parallel/threads.js';
 import { makeLearner, learnerVariables, disposeLearner } from '../src/train/learner.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { augment, CONTRASTIVE_AUGMENT } from '../src/train/augment.js';
@@ -70,7 +71,7 @@ const { x, y } = batchOf(batch);
 
 async function measure(row: Row): Promise<number> {
   // Worker threads run CPU backends only (each thread its own instance).
-  if (row.workers && !DATA_PARALLEL_BACKENDS.includes(backend)) return NaN;
+  if (row.workers && !(THREAD_BACKENDS as readonly string[]).includes(backend)) return NaN;
   const cfg = resolveTrainConfig({ arch: 'resnet-small', attack, weightDecay: 0, ...row.cfg });
   const { model } = buildModel({ arch: resolveArch(cfg.arch), inputShape: [32, 32, 3], numClasses: 10, seed: 0 });
   const featureDim = model.getLayer('pool').outputShape[1] as number;

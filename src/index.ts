@@ -21,7 +21,7 @@ export { METHODS, methodsFor, defaultMethod, type MethodSpec, type ContrastiveSp
 export { contrastiveObjective, contrastiveAttackObjective, runContrastiveAttack } from './train/contrastive-objective.js';
 export { oneSidedContrastiveLoss, oneSidedNtXentPerSample, symmetricContrastiveLoss, contrastiveLoss, ntXentPerSample } from './attacks/contrastive.js';
 export { buildProjectionHead, l2Normalize, type ProjectionConfig } from './models/projection.js';
-export type { CheckpointMeta } from './train/meta.js';
+export type { TrainCheckpointMeta as CheckpointMeta } from './train/meta.js';
 export { captureActivations, type CaptureOptions } from './cka/capture/capture.js';
 export { linearCkaMatrix, type CkaEstimator } from './cka/engine/engine.js';
 export { computeSimilarity } from './cka/similarity/shortcuts.js';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../errors.js';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 import { setStats, type SetStats } from './set-stats.js';
 import { centredFeatures, type CentredFeatures } from './centred-features.js';
 

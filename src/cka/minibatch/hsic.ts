@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../errors.js';
 import { featureNumerators, featureTerms } from './feature-hsic.js';
 import { planFormulation, type Formulation } from './hsic-plan.js';
+import type { Kernel } from '../../formats/accumulators.js';
 
 export type { Formulation } from './hsic-plan.js';
 
@@ -126,12 +127,8 @@ export async function batchHsicPlanned(sets: tf.Tensor[], perms: Int32Array[], k
   return { b, hsic, nullHsic };
 }
 
-/**
- * The kernel of the Gram matrices: linear (K = X X^T) or RBF with the median-distance bandwidth of
- * Kornblith et al.'s notebook, K_ij = exp(-d_ij^2 / (2 median(d^2))), the median taken over all b^2
- * entries of the batch's squared-distance matrix (diagonal included, as np.median does there).
- */
-export type Kernel = 'linear' | 'rbf';
+/** The kernel of the Gram matrices (the accumulators record it: src/formats/accumulators.ts). */
+export type { Kernel };
 
 /**
  * A set's features (b x p) centred over the batch and scaled to unit RMS, and that scale (a scalar
