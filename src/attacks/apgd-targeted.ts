@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { subSeed } from '../util/rng.js';
 import { apgdAttack, DEFAULT_APGD, type ApgdOptions, type AttackObjective } from './apgd.js';
 import { targetedDlrPerSample } from './losses.js';
-import { correctFlags, gatherRows, logitsOf, positionsWhere, rankedClass, replaceRows, type LogitsFn } from './rows.js';
+import { classCount, correctFlags, gatherRows, logitsOf, positionsWhere, rankedClass, replaceRows, type LogitsFn } from './rows.js';
 import type { AttackDefinition } from './suite.js';
 
 /** AutoAttack's APGD-T: 9 target classes, one 100-iteration run each. */
@@ -36,12 +36,12 @@ export function targetedObjective(logits: LogitsFn, labels: tf.Tensor1D, targets
  */
 export function apgdTargeted(logits: LogitsFn, x: tf.Tensor4D, y: tf.Tensor1D, options: Partial<ApgdTargetedOptions> = {}): tf.Tensor4D {
   const opts: ApgdTargetedOptions = { ...DEFAULT_APGD, targets: DEFAULT_TARGETS, ...options };
-  const classes = tf.tidy(() => logits(tf.slice(x, [0, 0, 0, 0], [1, -1, -1, -1]))).shape[1];
+  const classes = classCount(logits, x);
   if (classes < 4) throw new InputError(`--attacks: apgd-t needs at least 4 classes (targeted DLR), the model has ${classes}`);
   if (!Number.isInteger(opts.targets) || opts.targets < 1) throw new InputError(`targets: expected an integer >= 1, got ${opts.targets}`);
   const targets = Math.min(opts.targets, classes - 1);
   let adv = tf.clone(x);
-  let robust = correctFlags(logits, x, y);
+  const robust = correctFlags(logits, x, y);
   for (let rank = 2; rank <= targets + 1; rank++) {
     const todo = positionsWhere(robust);
     if (todo.length === 0) break;

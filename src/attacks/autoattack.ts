@@ -57,7 +57,8 @@ export function presetComponents(preset: AttackPreset, budget: PresetBudget = {}
   };
   return preset.components.map(({ kind, steps }) => {
     const n = kind === 'square' ? (budget.queries ?? steps) : (budget.iterations ?? steps);
-    return { name: kind, kind, steps: n, overrides };
+    // Named as the same attack would be on its own ('apgd-ce', 'apgd-ce20'): same name, same seeds.
+    return { name: n === steps ? kind : `${kind}${n}`, kind, steps: n, overrides };
   });
 }
 
@@ -90,4 +91,10 @@ export function runPreset(
     adv = next;
   }
   return adv;
+}
+
+/** A preset's spec with a smaller budget, as parseAttackSpec would give it with the paper's. */
+export function presetSpec(version: 'autoattack' | 'autoattack-rand', budget: PresetBudget = {}): AttackSpec {
+  const preset = version === 'autoattack' ? AUTOATTACK_STANDARD : AUTOATTACK_RAND;
+  return { name: version, kind: version, steps: 0, components: presetComponents(preset, budget) };
 }

@@ -3,7 +3,7 @@ import { InputError } from '../errors.js';
 import { DEFAULT_TARGETS } from './apgd-targeted.js';
 import { projectOntoHyperplaneInBox, vectorNorm } from './fab-projections.js';
 import type { Norm } from './pgd.js';
-import { correctFlags, logitsOf, type LogitsFn } from './rows.js';
+import { classCount, correctFlags, logitsOf, type LogitsFn } from './rows.js';
 import type { AttackDefinition } from './suite.js';
 
 export interface FabOptions {
@@ -130,7 +130,7 @@ export function fabTargetedMinNorm(logits: LogitsFn, x: tf.Tensor4D, y: tf.Tenso
     return tf.topk(z, Math.min(z.shape[1], o.targets + 1), true).indices;
   });
   const ranked = ranking.arraySync() as number[][];
-  const classes = tf.tidy(() => logits(tf.slice(x, [0, 0, 0, 0], [1, -1, -1, -1]))).shape[1];
+  const classes = classCount(logits, x);
   ranking.dispose();
   const labels = y.dataSync();
   const targets = Math.min(o.targets, classes - 1);

@@ -50,3 +50,11 @@ export function positionsWhere(flags: ArrayLike<number>, value = 1): number[] {
   for (let k = 0; k < flags.length; k++) if (flags[k] === value) out.push(k);
   return out;
 }
+
+/** Number of classes the model predicts (one forward pass on one sample). */
+export function classCount(logits: LogitsFn, x: tf.Tensor4D): number {
+  const z = tf.tidy(() => logits(tf.slice(x, [0, 0, 0, 0], [1, -1, -1, -1])));
+  const k = z.shape[1];
+  z.dispose();
+  return k;
+}
