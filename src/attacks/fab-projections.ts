@@ -51,13 +51,15 @@ export function projectOntoHyperplaneInBox(t: ArrayLike<number>, w: ArrayLike<nu
     return d;
   }
   // Breakpoints lambda_i = room_i / s_i, ascending; on a segment, reach(lambda) = fixed + lambda * slope.
-  moving.sort((i, j) => room[i] / scale[i] - room[j] / scale[j]);
+  const breakpoints = new Float64Array(n);
+  for (const i of moving) breakpoints[i] = room[i] / scale[i];
+  moving.sort((i, j) => breakpoints[i] - breakpoints[j]);
   let slope = 0;
   for (const i of moving) slope += absW[i] * scale[i];
   let fixed = 0;
   let lambda = 0;
   for (const i of moving) {
-    const breakpoint = room[i] / scale[i];
+    const breakpoint = breakpoints[i];
     const candidate = (r - fixed) / slope;
     if (candidate <= breakpoint) {
       lambda = candidate;
