@@ -30,10 +30,13 @@ export interface AttackFigure {
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
 
-/** Attack a is weaker than b by construction: a lower tier, or the same attack with fewer steps. */
+/**
+ * Attack a is weaker than b by construction: a lower tier at no larger budget (PGD-20 vs APGD-CE-100,
+ * not PGD-50 vs APGD-CE-10), or the same attack with fewer steps.
+ */
 function weaker(a: AttackFigure, b: AttackFigure): boolean {
   if (a.gradientFree || b.gradientFree) return false;
-  return a.tier < b.tier || (a.kind === b.kind && a.steps < b.steps);
+  return (a.tier < b.tier && a.steps <= b.steps) || (a.kind === b.kind && a.steps < b.steps);
 }
 
 /**
