@@ -272,6 +272,9 @@ test("AutoAttack's checks: a weaker attack beating a stronger one, Square beatin
   assert.deepEqual(checks(noisy), ['randomised']);
   assert.deepEqual(checks(softmax), ['probabilities']);
   assert.deepEqual(modelChecks('m', base, x, 12, true, true).map((v) => v.check), ['few-classes']);
+  const rounded: LogitsFn = (a) => tf.tidy(() => base(tf.div(tf.round(tf.mul(a, 255)), 255) as tf.Tensor4D));
+  assert.deepEqual(modelChecks('m', base, x, 9, true, true, y).map((v) => v.check), []);
+  assert.deepEqual(modelChecks('m', rounded, x, 9, true, true, y).map((v) => v.check), ['zero-gradients']);
 });
 
 test('names: components take budgets, presets do not; autoattack-rand is APGD-CE + APGD-DLR with EoT 20', () => {

@@ -1,11 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import type { LogitsFn } from './rows.js';
+import { crossEntropyPerSample, dlrPerSample } from './losses.js';
 
 /**
  * AutoAttack's sanity checks on an evaluation (Croce & Hein 2020, and the reference implementation's
  * flags): signs that the robust accuracy is an artefact of the evaluation, not of the model.
  */
-export type CheckName = 'weaker-beats-stronger' | 'square-beats-gradient' | 'randomised' | 'probabilities' | 'few-classes';
+export type CheckName = 'weaker-beats-stronger' | 'square-beats-gradient' | 'randomised' | 'probabilities' | 'few-classes' | 'zero-gradients';
 
 export interface EvalWarning {
   check: CheckName;
@@ -99,9 +100,10 @@ export function presetSquareCheck(model: string, eps: number, preset: string, cu
 /**
  * Checks of the model on a batch: outputs that change between two identical calls (a randomised
  * defence: use autoattack-rand), outputs that look like probabilities (attacks need logits), and too
- * few classes for the targeted attacks' 9 targets.
+ * few classes for the targeted attacks' 9 targets; with labels, samples whose loss gradient (DLR, or
+ * CE below 3 classes) is exactly zero, where gradient attacks cannot move.
  */
-export function modelChecks(model: string, logits: LogitsFn, x: tf.Tensor4D, targets: number, usesTargets: boolean, expectDeterministic: boolean): EvalWarning[] {
+export function modelChecks(model: string, logits: LogitsFn, x: tf.Tensor4D, targets: number, usesTargets: boolean, expectDeterministic: boolean, y?: tf.Tensor1D): EvalWarning[] {
   const out: EvalWarning[] = [];
   const [first, second] = [tf.tidy(() => logits(x)), tf.tidy(() => logits(x))];
   const stats = tf.tidy(() => {
@@ -121,6 +123,19 @@ export function modelChecks(model: string, logits: LogitsFn, x: tf.Tensor4D, tar
   }
   if (usesTargets && targets + 1 > classes) {
     out.push({ check: 'few-classes', model, message: `${targets} target classes asked but the model has ${classes} classes: APGD-T and FAB-T use ${classes - 1}` });
+  }
+  if (y) {
+    const zero = tf.tidy(() => {
+      const loss = (a: tf.Tensor) => {
+        const z = logits(a as tf.Tensor4D);
+        return tf.sum(classes >= 3 ? dlrPerSample(z, y) : crossEntropyPerSample(z, y));
+      };
+      const g = tf.grad(loss)(x);
+      return tf.sum(tf.cast(tf.equal(tf.sum(tf.abs(g), [1, 2, 3]), 0), 'int32')).dataSync()[0];
+    });
+    if (zero > 0) {
+      out.push({ check: 'zero-gradients', model, message: `${zero} of ${x.shape[0]} samples have an exactly zero loss gradient: gradient attacks cannot move them (masked gradients?); trust Square's figure` });
+    }
   }
   return out;
 }

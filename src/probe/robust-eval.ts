@@ -106,7 +106,7 @@ function modelWarnings(name: string, model: tf.LayersModel, ds: Dataset, opts: R
   const batch = gatherBatch(ds, idx);
   const { x, y } = batchTensors(batch.x, batch.y, [ds.height, ds.width, ds.channels]);
   try {
-    return modelChecks(name, logitsOf(model), x, opts.settings.targets ?? 9, usesTargets, !randomisedVersion);
+    return modelChecks(name, logitsOf(model), x, opts.settings.targets ?? 9, usesTargets, !randomisedVersion, y);
   } finally {
     tf.dispose([x, y]);
   }
