@@ -13,6 +13,8 @@ import { initBackend } from '../src/backend/index.js';
 import { trainModel } from '../src/train/loop.js';
 import { resolveCheckpointDir } from '../src/models/checkpoint.js';
 import { runEvaluation } from '../src/probe/eval-run.js';
+import { attackDefinition, parseAttackSpec } from '../src/attacks/suite.js';
+import { attackConsistency } from '../src/attacks/checks.js';
 
 const dir = process.argv[2] ?? 'out/bench-probe';
 const n = Number(process.argv[3] ?? 300);
@@ -61,7 +63,16 @@ for (const [regime, eps] of [['st', 0.03], ['st', 0.1], ['at', 0.1]] as const) {
   const pct = (a: string) => `${(100 * rows.find((r) => r.attack === a)!.accuracy).toFixed(1)}%`;
   lines.push(`| ${regime.toUpperCase()} | ${eps} | ${[...attacks, 'autoattack'].map(pct).join(' | ')} |`);
   aaLines.push(`| ${regime.toUpperCase()} | ${eps} | ${aaComponents.map((c) => pct(`autoattack/${c}`)).join(' | ')} | ${tBudgets.toFixed(0)} | ${aaSeconds.toFixed(0)} |`);
-  for (const w of aa.warnings) warnings.push(`${regime.toUpperCase()} eps ${eps}: ${w.check}: ${w.message}`);
+  // AutoAttack's checks across both evaluations (the budget columns and AutoAttack are one comparison).
+  const figures = [...attacks.filter((a) => a !== 'clean'), 'autoattack'].map((a) => {
+    const spec = parseAttackSpec(a);
+    const def = spec.components ? undefined : attackDefinition(spec);
+    const steps = spec.components ? spec.components.reduce((t, c) => t + c.steps, 0) : spec.steps;
+    return { name: a, kind: spec.kind, steps, tier: def?.tier ?? 4, gradientFree: Boolean(def?.gradientFree), accuracy: rows.find((r) => r.attack === a)!.accuracy };
+  });
+  const found = [...aa.warnings.filter((w) => w.check !== 'weaker-beats-stronger'), ...attackConsistency(regime, eps, figures)];
+  for (const w of found) warnings.push(`${regime.toUpperCase()} eps ${eps}: ${w.check}: ${w.message}`);
+  console.error(`${regime} eps ${eps}: budget columns ${tBudgets.toFixed(0)} s, autoattack ${aaSeconds.toFixed(0)} s`);
 }
 const seconds = (performance.now() - t0) / 1000;
 console.log(`Fashion-MNIST convnet (width 16, 2000 training images, 4 epochs; AT: PGD-3 eps 0.1), ${n} test images, l_inf; ` +
