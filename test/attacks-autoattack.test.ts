@@ -260,6 +260,8 @@ test("AutoAttack's checks: a weaker attack beating a stronger one, Square beatin
   assert.deepEqual(attackConsistency('m', EPS, [fig('fgsm', 'fgsm', 1, 1, 0.5), fig('pgd20', 'pgd', 20, 2, 0.4), fig('square', 'square', 5000, 3, 0.45, true)]), []);
   // A larger budget of a lower tier may win: PGD-50 below APGD-CE-10 is no warning.
   assert.deepEqual(attackConsistency('m', EPS, [fig('pgd50', 'pgd', 50, 2, 0.3), fig('apgd-ce10', 'apgd-ce', 10, 3, 0.4)]), []);
+  assert.deepEqual(attackConsistency('m', EPS, [fig('pgd10', 'pgd', 10, 2, 0.3), fig('apgd-ce10', 'apgd-ce', 10, 3, 0.4)]), []);
+  assert.equal(attackConsistency('m', EPS, [fig('pgd20', 'pgd', 20, 2, 0.3), fig('apgd-ce', 'apgd-ce', 100, 3, 0.4)]).length, 1);
   const cum = [{ name: 'apgd-ce', gradientFree: false, accuracy: 0.5 }, { name: 'apgd-t', gradientFree: false, accuracy: 0.45 }, { name: 'square', gradientFree: true, accuracy: 0.4 }];
   assert.equal(presetSquareCheck('m', EPS, 'autoattack', cum).length, 1);
   assert.equal(presetSquareCheck('m', EPS, 'autoattack', cum.map((c) => ({ ...c, accuracy: 0.45 }))).length, 0);
