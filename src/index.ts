@@ -53,3 +53,15 @@ export { layerProbes, type LayerProbeOptions, type LayerProbeResult } from './pr
 export { loadClassifier, attachHead, type Classifier } from './probe/classifier.js';
 export { FINE_TUNE_MODES, type FineTuneMode, type ProbeMeta } from './probe/meta.js';
 export { readEval, writeEval, type EvalTableRow } from './formats/eval.js';
+// AutoAttack: components, presets and checks (issue 11 item 4).
+export { ATTACKS, PRESETS, attackDefinition, type AttackDefinition, type AttackContext, type AttackKind } from './attacks/suite.js';
+export { apgdTargeted, targetedObjective, DEFAULT_TARGETS, type ApgdTargetedOptions } from './attacks/apgd-targeted.js';
+export { fabTargeted, fabTargetedMinNorm, DEFAULT_FAB, type FabOptions, type FabResult } from './attacks/fab.js';
+export { projectOntoHyperplaneInBox } from './attacks/fab-projections.js';
+export { squareAttackRun, DEFAULT_SQUARE, type SquareOptions, type SquareResult } from './attacks/square.js';
+export { squareP, squareSide, squarePattern } from './attacks/square-schedule.js';
+export { AUTOATTACK_STANDARD, AUTOATTACK_RAND, presetSpec, presetComponents, type AttackPreset, type PresetBudget } from './attacks/autoattack.js';
+export { attackConsistency, presetSquareCheck, modelChecks, CHECK_TOLERANCE, type EvalWarning, type CheckName } from './attacks/checks.js';
+export { targetedDlrPerSample, marginPerSample } from './attacks/losses.js';
+export { logitsOf, type LogitsFn } from './attacks/rows.js';
+export { formatEvalWarnings, type EvaluationResult } from './probe/eval-run.js';
