@@ -4,7 +4,7 @@ import { subSeed } from '../util/rng.js';
 import { apgdAttack, DEFAULT_APGD, type ApgdOptions, type AttackObjective } from './apgd.js';
 import { targetedDlrPerSample } from './losses.js';
 import { classCount, correctFlags, gatherRows, logitsOf, positionsWhere, rankedClass, replaceRows, type LogitsFn } from './rows.js';
-import type { AttackDefinition } from './suite.js';
+import type { AttackDefinition } from './attack-types.js';
 
 /** AutoAttack's APGD-T: 9 target classes, one 100-iteration run each. */
 export const DEFAULT_TARGETS = 9;

@@ -3,7 +3,7 @@ import { DEFAULT_APGD } from './apgd.js';
 import { DEFAULT_FAB } from './fab.js';
 import { DEFAULT_SQUARE } from './square.js';
 import { correctFlags, gatherRows, logitsOf, positionsWhere, replaceRows } from './rows.js';
-import type { AttackKind, AttackSettings, AttackSpec } from './suite.js';
+import type { AttackKind, AttackSettings, AttackSpec } from './attack-types.js';
 
 /**
  * AutoAttack (Croce & Hein, ICML 2020) as presets of the attack family: a fixed sequence of

@@ -4,7 +4,7 @@ import { DEFAULT_TARGETS } from './apgd-targeted.js';
 import { projectOntoHyperplaneInBox, vectorNorm } from './fab-projections.js';
 import type { Norm } from './pgd.js';
 import { classCount, correctFlags, logitsOf, type LogitsFn } from './rows.js';
-import type { AttackDefinition } from './suite.js';
+import type { AttackDefinition } from './attack-types.js';
 
 export interface FabOptions {
   norm: Norm;

@@ -5,7 +5,7 @@ import { marginPerSample } from './losses.js';
 import type { Norm } from './pgd.js';
 import { gatherRows, logitsOf, replaceRows, type LogitsFn } from './rows.js';
 import { squarePattern, squareP, squareSide } from './square-schedule.js';
-import type { AttackDefinition } from './suite.js';
+import type { AttackDefinition } from './attack-types.js';
 
 export interface SquareOptions {
   norm: Norm;

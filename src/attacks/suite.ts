@@ -7,6 +7,7 @@ import { pgdAttack, type Norm, type PgdOptions } from './pgd.js';
 import { apgdTargetedAttack } from './apgd-targeted.js';
 import { fabTargetedAttack } from './fab.js';
 import { squareAttack } from './square.js';
+import type { AttackContext, AttackDefinition, AttackName, AttackSettings, AttackSpec, AttackKind, PresetName } from './attack-types.js';
 import { AUTOATTACK_RAND, AUTOATTACK_STANDARD, presetComponents, runPreset, type AttackPreset } from './autoattack.js';
 
 /**
@@ -26,50 +27,9 @@ import { AUTOATTACK_RAND, AUTOATTACK_STANDARD, presetComponents, runPreset, type
  *                    the model has one, else 'pool'): label-free, "threat model I" of the reference study
  * Each attack is one entry of ATTACKS (src/attacks/<attack>.ts defines it); presets are in PRESETS.
  */
-export type AttackKind = keyof typeof ATTACKS | keyof typeof PRESETS;
 
-export interface AttackSpec {
-  /** The name as the user wrote it, used as the row label (e.g. 'pgd20'). */
-  name: string;
-  kind: AttackKind;
-  /** Gradient steps (0 for clean, 1 for FGSM), APGD/FAB iterations, or Square queries. */
-  steps: number;
-  /** A preset's attacks, in the order they run, each on the points the previous ones left robust. */
-  components?: AttackSpec[];
-  /** Settings a preset fixes for its components (e.g. one restart, EoT draws). */
-  overrides?: Partial<Pick<AttackSettings, 'restarts' | 'eotIter' | 'targets'>>;
-}
 
-/** What one adversarial batch is made from. */
-export interface AttackContext {
-  spec: AttackSpec;
-  model: tf.LayersModel;
-  x: tf.Tensor4D;
-  y: tf.Tensor1D;
-  eps: number;
-  settings: AttackSettings;
-}
 
-/** One evaluation attack: how it is named, what it needs and how it makes an adversarial batch. */
-export interface AttackDefinition {
-  /** Steps when the name has none; absent: the name takes no number (clean, fgsm). */
-  defaultSteps?: number;
-  /** Fixed steps (clean 0, fgsm 1) when the name takes no number. */
-  fixedSteps?: number;
-  /** No random start: restarts would repeat the same result. */
-  deterministic?: boolean;
-  /** Fewest classes the attack's loss is defined for. */
-  minClasses?: number;
-  /** Uses only the model's logits, no gradients (a check against gradient masking). */
-  gradientFree?: boolean;
-  /**
-   * Strength rank for the consistency check: at the same eps an attack of a lower tier (or of the
-   * same kind with fewer steps) should never leave fewer samples robust than a higher one.
-   */
-  tier: number;
-  /** The adversarial version of ctx.x; the caller owns it. */
-  run(ctx: AttackContext): tf.Tensor4D;
-}
 
 export const DEFAULT_PGD_STEPS = 20;
 export const DEFAULT_APGD_STEPS = 100;
@@ -125,13 +85,15 @@ export const ATTACKS = {
   'fab-t': fabTargetedAttack,
   square: squareAttack,
   contrastive: contrastiveAttack,
-} satisfies Record<string, AttackDefinition>;
+} satisfies Record<AttackName, AttackDefinition>;
 
 /** Presets: named sequences of attacks, each run on the points the previous ones left robust. */
 export const PRESETS = {
   autoattack: AUTOATTACK_STANDARD,
   'autoattack-rand': AUTOATTACK_RAND,
-} satisfies Record<string, AttackPreset>;
+} satisfies Record<PresetName, AttackPreset>;
+
+export type { AttackContext, AttackDefinition, AttackName, AttackSettings, AttackSpec, AttackKind, PresetName } from './attack-types.js';
 
 /** The definition behind a (non-preset) spec. */
 export function attackDefinition(spec: AttackSpec): AttackDefinition {
@@ -164,28 +126,6 @@ export function parseAttackSpec(text: string): AttackSpec {
   return { name, kind: kind as AttackKind, steps };
 }
 
-/** Settings shared by all attacks of one evaluation. */
-export interface AttackSettings {
-  norm: Norm;
-  /** Restarts of PGD and APGD (per sample the strongest run is kept). */
-  restarts: number;
-  seed: number;
-  /** PGD step size; undefined = 2.5 eps / steps (Madry et al.'s rule, reaches the boundary from anywhere). */
-  stepSize?: number;
-  /** Layer whose output the contrastive attack embeds with (default: 'projection' if present, else 'pool'). */
-  embeddingLayer?: string;
-  /** NT-Xent temperature of the contrastive attack (default: the embedder's, else 0.5 as SimCLR/RoCL). */
-  temperature?: number;
-  /**
-   * The model's projection head (contrastive checkpoints): the contrastive attack then embeds through
-   * it, as "threat model I" prescribes, instead of through `embeddingLayer`.
-   */
-  embedder?: { embed(x: tf.Tensor4D): tf.Tensor2D; temperature: number };
-  /** Target classes of APGD-T and FAB-T (default 9, at most classes - 1). */
-  targets?: number;
-  /** Expectation over Transformation: APGD averages the gradient over this many draws (default 1). */
-  eotIter?: number;
-}
 
 export const DEFAULT_ATTACK_SETTINGS: AttackSettings = { norm: 'linf', restarts: 1, seed: 0 };
 
