@@ -13,9 +13,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend/index.js';
-import { linearCkaMatrix } from '../src/cka/engine.js';
-import { linearCkaMatrixInWorkers } from '../src/cka/engine-workers.js';
-import { minibatchStateOfSets } from '../src/cka/minibatch.js';
+import { linearCkaMatrix } from '../src/cka/engine/engine.js';
+import { linearCkaMatrixInWorkers } from '../src/cka/engine/workers.js';
+import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
 import { encodeNpy } from '../src/formats/npy.js';
 import { resnet18Widths, syntheticSets } from './cka-sets.js';
 
