@@ -53,3 +53,5 @@ export { layerProbes, type LayerProbeOptions, type LayerProbeResult } from './pr
 export { loadClassifier, attachHead, type Classifier } from './probe/classifier.js';
 export { FINE_TUNE_MODES, type FineTuneMode, type ProbeMeta } from './probe/meta.js';
 export { readEval, writeEval, type EvalTableRow } from './formats/eval.js';
+export { loadStudy, planStatus, formatPlan, prepareStudyDir, runLocal, runStage, studySchema, parseStudyConfig, PRESETS as STUDY_PRESETS, type StudyConfig, type StudyContext } from './pipeline/study/index.js';
+export { matricesOf, scoreInterval, meanOffDiagonal, blockScore, strongestBlock, meanDiagonal, bestMatch, duplicateTaps, type Interval as ScoreInterval } from './analysis/scores.js';
