@@ -65,3 +65,5 @@ export { attackConsistency, presetSquareCheck, modelChecks, CHECK_TOLERANCE, typ
 export { targetedDlrPerSample, marginPerSample } from './attacks/losses.js';
 export { logitsOf, type LogitsFn } from './attacks/rows.js';
 export { formatEvalWarnings, type EvaluationResult } from './probe/eval-run.js';
+export { loadStudy, planStatus, formatPlan, prepareStudyDir, runLocal, runStage, studySchema, parseStudyConfig, PRESETS as STUDY_PRESETS, type StudyConfig, type StudyContext } from './pipeline/study/index.js';
+export { matricesOf, scoreInterval, meanOffDiagonal, blockScore, strongestBlock, meanDiagonal, bestMatch, duplicateTaps, type Interval as ScoreInterval } from './cka/scores/scores.js';

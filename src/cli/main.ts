@@ -13,6 +13,7 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { finetuneCommand } from './commands/finetune.js';
 import { layerProbesCommand } from './commands/layer-probes.js';
+import { studyCommand } from './commands/study.js';
 
 /** Commands that never touch tensors skip backend start-up. */
 const NO_BACKEND = new Set(['layers', 'report', 'cka-merge']);
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     .command(evalCommand)
     .command(finetuneCommand)
     .command(layerProbesCommand)
+    .command(studyCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()
