@@ -1,0 +1,5 @@
+export { initNative, nativeSummary, describeNative, nativeEnabled, setNativeEnabled, parseNativeMode, nativeThreads, threadsPerWorker, NATIVE_MODES, NATIVE_ENV, NATIVE_THREADS_ENV, INSTALL_HINT, type NativeMode, type NativeSummary } from './provider.js';
+export { registerNativeKernels } from './kernels.js';
+export { gramOf, nativeGramAvailable } from './gram.js';
+export { convPrimitiveStats } from './conv-kernels.js';
+export { OPENBLAS_ENV, DNNL_ENV } from './library-paths.js';
