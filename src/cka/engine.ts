@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { gramOf } from '../backend/native/gram.js';
 import { InputError } from '../errors.js';
 import type { ActivationSet } from './activation-set.js';
 import { setStats, type SetStats } from './set-stats.js';
@@ -249,9 +250,9 @@ async function tileProducts(features: CentredFeatures[], panels: tf.Tensor2D[], 
     products = tf.tidy(() => {
       const stacked = tf.stack(tiles, 1) as tf.Tensor3D; // (groups, m, group * w)
       tf.dispose(tiles.splice(0));
-      // Measured on wasm, m = 10..72: with an explicit transpose this runs at 1.4-2 GFLOP/s,
-      // about as fast as (or faster than) transposeB; the Gram tiles dominate anyway.
-      return tf.matMul(stacked, tf.transpose(stacked, [0, 2, 1]));
+      // ssyrk per group with native OpenBLAS, else transpose + matMul (on wasm, m = 10..72, 1.4-2
+      // GFLOP/s, about as fast as transposeB); the Gram tiles dominate anyway.
+      return gramOf(stacked);
     });
   } finally {
     tf.dispose(tiles);
