@@ -1,9 +1,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
-import { convPrimitiveStats, gramOf, nativeSummary, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
+import { convPrimitiveStats, cudaCandidates, gramOf, loadedCublas, nativeSummary, parseCublasMode, productOf, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
 import { geometryOf } from '../src/backend/native/conv-kernels.js';
 import { fromEnv, openblasCandidates } from '../src/backend/native/library-paths.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
@@ -225,4 +228,43 @@ test('--native require fails clearly when a library is missing; auto falls back 
   const off = startBackend({ ROBUSTSIM_NATIVE: 'off' });
   assert.equal(off.status, 0, off.out);
   assert.match(off.out, /^wasm \(native off\)/m);
+});
+
+test('cuBLAS libraries are looked for in the env override, CUDA toolkits and a PyTorch install\'s pip wheels', () => {
+  const venv = fs.mkdtempSync(path.join(os.tmpdir(), 'robustsim-venv-'));
+  try {
+    const lib = path.join(venv, 'lib/python3.11/site-packages/nvidia/cublas/lib');
+    fs.mkdirSync(lib, { recursive: true });
+    fs.writeFileSync(path.join(lib, 'libcublas.so.12'), '');
+    const found = cudaCandidates('cublas', { VIRTUAL_ENV: venv });
+    assert.ok(found.includes(path.join(lib, 'libcublas.so.12')), `the venv's nvidia/cublas/lib is searched: ${found.join(', ')}`);
+    assert.ok(found.indexOf(path.join(lib, 'libcublas.so.12')) < found.indexOf('libcublas.so.12'), 'found files come before bare sonames');
+    assert.deepEqual(cudaCandidates('cudart', { ROBUSTSIM_CUDART_LIB: '/opt/x/libcudart.so.12' }), ['/opt/x/libcudart.so.12']);
+  } finally {
+    fs.rmSync(venv, { recursive: true, force: true });
+  }
+  assert.equal(parseCublasMode(undefined), 'auto');
+  assert.throws(() => parseCublasMode('yes'), /ROBUSTSIM_CUBLAS: expected one of auto, off, require, got 'yes'/);
+});
+
+test('ROBUSTSIM_CUBLAS=require refuses clearly where cuBLAS cannot run; auto carries on without it', { skip: loadedCublas() ? 'an NVIDIA GPU is present: the refusal cannot be provoked' : false }, () => {
+  const req = startBackend({ ROBUSTSIM_CUBLAS: 'require' });
+  assert.equal(req.status, 2, req.out);
+  assert.match(req.out, /InputError: ROBUSTSIM_CUBLAS=require: cuBLAS cannot be used: (no NVIDIA GPU|libcudart not found|libcublas not found).*ROBUSTSIM_CUBLAS_LIB/);
+  const auto = startBackend({ ROBUSTSIM_CUBLAS: 'auto' });
+  assert.equal(auto.status, 0, auto.out);
+  assert.doesNotMatch(auto.out, /cuBLAS/);
+});
+
+test('cuBLAS Grams and products equal the cpu backend\'s', { skip: loadedCublas() ? false : 'no NVIDIA GPU' }, async () => {
+  const x = randomArray(6 * 33, 41);
+  const y = randomArray(33 * 4, 42);
+  await tf.setBackend('wasm');
+  const gram = gramOf(tf.tensor2d(x, [6, 33]));
+  const prod = productOf(tf.tensor2d(x, [6, 33]), tf.tensor2d(y, [33, 4]));
+  const [g, p] = [await gram.data(), await prod.data()];
+  tf.dispose([gram, prod]);
+  const cpu = await runOn('cpu', () => [tf.matMul(tf.tensor2d(x, [6, 33]), tf.tensor2d(x, [6, 33]), false, true), tf.matMul(tf.tensor2d(x, [6, 33]), tf.tensor2d(y, [33, 4]))]);
+  assert.ok(relativeError(g, cpu.values[0]) < TOLERANCE);
+  assert.ok(relativeError(p, cpu.values[1]) < TOLERANCE);
 });

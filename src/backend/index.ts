@@ -4,7 +4,7 @@ import path from 'node:path';
 import { InputError } from '../errors.js';
 import { installBatchNormGradients } from './batchnorm-grad.js';
 import { installLazyConvGradients } from './conv-lazy-grad.js';
-import { initNative, registerNativeKernels, describeNative } from './native/index.js';
+import { initCublas, initNative, loadedCublas, registerNativeKernels, describeNative } from './native/index.js';
 import { importOptional } from './optional-import.js';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
 import { prepareWebgpu } from './webgpu.js';
@@ -131,6 +131,7 @@ async function prepareWasm(): Promise<string> {
   // OpenBLAS and oneDNN kernels on the wasm heap when they load (native/provider.ts: --native, ROBUSTSIM_NATIVE).
   await initNative();
   registerNativeKernels();
+  await initCublas(); // the CKA engines' Grams on an NVIDIA GPU when libcublas loads (native/cublas.ts)
   prepared.set('wasm', { detail: distDir });
   return 'wasm';
 }
@@ -146,6 +147,9 @@ export function describeBackend(): string {
   const detail = prepared.get(name)?.detail;
   if (name === 'webgpu' && detail) return `webgpu (${detail})`;
   if (name === 'tensorflow' && detail) return `tensorflow (${detail})`;
-  if (name === 'wasm' && prepared.has('wasm')) return `wasm (${describeNative()})`;
+  if (name === 'wasm' && prepared.has('wasm')) {
+    const gpu = loadedCublas();
+    return `wasm (${describeNative()}${gpu ? `; CKA Grams on cuBLAS, ${gpu.devices} GPU(s)` : ''})`;
+  }
   return name;
 }

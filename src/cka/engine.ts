@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { gramOf } from '../backend/native/gram.js';
+import { gramOf, productOf } from '../backend/native/gram.js';
 import { InputError } from '../errors.js';
 import type { ActivationSet } from './activation-set.js';
 import { setStats, type SetStats } from './set-stats.js';
@@ -236,7 +236,7 @@ async function tileProducts(features: CentredFeatures[], panels: tf.Tensor2D[], 
     for (let k = 0; k < features.length; k++) {
       tiles.push(tf.tidy(() => {
         const chunk = features[k].chunkT(c, w);
-        let tile = tf.matMul(panels[k], chunk) as tf.Tensor2D; // K[a:a+h, c:c+w]
+        let tile = productOf(panels[k], chunk); // K[a:a+h, c:c+w]
         if (offsets) {
           // U(K)_ij = K_ij + u_i + u_j off the diagonal, 0 on it (see uOffsets).
           const u = offsets[k];
