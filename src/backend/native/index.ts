@@ -1,4 +1,4 @@
-export { initNative, nativeSummary, describeNative, nativeEnabled, setNativeEnabled, parseNativeMode, nativeThreads, threadsPerWorker, NATIVE_MODES, NATIVE_ENV, NATIVE_THREADS_ENV, INSTALL_HINT, type NativeMode, type NativeSummary } from './provider.js';
+export { initNative, nativeSummary, describeNative, nativeEnabled, setNativeEnabled, setNativeThreads, parseNativeMode, nativeThreads, threadsPerWorker, NATIVE_MODES, NATIVE_ENV, NATIVE_THREADS_ENV, INSTALL_HINT, type NativeMode, type NativeSummary } from './provider.js';
 export { registerNativeKernels } from './kernels.js';
 export { gramOf, productOf, nativeGramAvailable } from './gram.js';
 export { initCublas, loadedCublas, parseCublasMode, CUBLAS_ENV, type Cublas, type CublasMode } from './cublas.js';

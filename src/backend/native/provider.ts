@@ -130,6 +130,19 @@ export function nativeSummary(): NativeSummary | undefined {
   return state?.summary;
 }
 
+/**
+ * Change the native threads of this compute thread (OpenBLAS: the whole process; oneDNN: the calling
+ * thread). For a driver that starts N compute threads after the backend (benches, data-parallel runs).
+ */
+export function setNativeThreads(n: number): void {
+  if (!state) return;
+  state.libs.openblas?.setThreads(n);
+  state.libs.dnnl?.setThreads(n);
+  state.summary.threads = n;
+  if (state.summary.openblas && state.libs.openblas) state.summary.openblas.threads = state.libs.openblas.threads();
+  if (state.summary.onednn && state.libs.dnnl) state.summary.onednn.threads = state.libs.dnnl.threads() ?? null;
+}
+
 /** For tests and benches: run the same process with and without the native kernels. */
 export function setNativeEnabled(on: boolean): void {
   enabled = on;
