@@ -76,7 +76,7 @@ try {
   rows.push(['robustsim minibatch, webgpu (Dawn)', `not run: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`]);
 }
 const left = Math.max(30, timeout - (performance.now() - started) / 1000);
-const py = spawnSync(process.env.ROBUSTSIM_BENCH_PYTHON ?? 'python3', [path.resolve('bench/cka_torch_gpu.py'), JSON.stringify({ n, batchSize, widths })], { encoding: 'utf8', timeout: left * 1000 });
+const py = spawnSync(process.env.ROBUSTSIM_BENCH_PYTHON ?? 'python3', [path.resolve('bench/cka_torch_gpu.py'), JSON.stringify({ n, batchSize, widths })], { encoding: "utf8", timeout: Math.round(left * 1000) });
 if (py.status === 0) {
   const r = JSON.parse(py.stdout.trim().split('\n').pop()!) as { seconds: number; torch: string; device: string };
   rows.push([`PyTorch ${r.torch} matmuls on ${r.device} (pytorch-cka style)`, r.seconds.toFixed(2)]);
