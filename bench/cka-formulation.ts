@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
-import { batchHsicPlanned } from '../src/cka/minibatch-hsic.js';
-import { batchFlops, planFormulation } from '../src/cka/hsic-plan.js';
+import { batchHsicPlanned } from '../src/cka/minibatch/hsic.js';
+import { batchFlops, planFormulation } from '../src/cka/minibatch/hsic-plan.js';
 import { makeRng, permutation } from '../src/util/rng.js';
 
 function arg(name: string, fallback: number): number {

@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../src/backend/index.js';
 import { loadedCublas } from '../src/backend/native/index.js';
-import { batchHsic } from '../src/cka/minibatch-hsic.js';
+import { batchHsic } from '../src/cka/minibatch/hsic.js';
 import { resnet18Widths, syntheticSets } from './cka-sets.js';
 import { loadLine, machineLine } from './machine.js';
 

@@ -10,8 +10,8 @@ import * as os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
-import { accumulateMinibatches, planBatches, type MinibatchBatch } from '../src/cka/minibatch.js';
-import { emptyState } from '../src/cka/minibatch-state.js';
+import { accumulateMinibatches, planBatches, type MinibatchBatch } from '../src/cka/minibatch/batches.js';
+import { emptyState } from '../src/cka/minibatch/state.js';
 import { resnet18Widths } from './cka-sets.js';
 
 function arg(name: string, fallback: number): number {

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { initBackend, type BackendChoice } from '../src/backend/index.js';
 import type { DatasetName } from '../src/data/index.js';
 import { trainModel } from '../src/train/loop.js';
-import { streamMinibatchCka } from '../src/cka/stream.js';
+import { streamMinibatchCka } from '../src/cka/similarity/shortcuts.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -14,9 +14,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeBackend, initBackend } from '../src/backend/index.js';
 import { loadLine, machineLine } from './machine.js';
-import { linearCkaMatrix } from '../src/cka/engine.js';
-import { linearCkaMatrixInWorkers } from '../src/cka/engine-workers.js';
-import { minibatchStateOfSets } from '../src/cka/minibatch.js';
+import { linearCkaMatrix } from '../src/cka/engine/engine.js';
+import { linearCkaMatrixInWorkers } from '../src/cka/engine/workers.js';
+import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
 import { encodeNpy } from '../src/formats/npy.js';
 import { resnet18Widths, syntheticSets } from './cka-sets.js';
 

@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 out=${1:-out/every-combination}
 rm -rf "$out" && mkdir -p "$out"
 
-combos=("sl st -" "sl at pgd" "sl at trades" "sl pat pgd" "sl fat trades" "sl st-pat -" "sl st-fat -")
+# The methods of each scheme, from the registry (src/train/methods/).
+methods_of() { node --input-type=module -e "import('./dist/src/train/methods/index.js').then((m) => console.log(m.methodsFor('$1', 'at').join(' ')))"; }
+combos=("sl st -" "sl pat pgd" "sl fat trades" "sl st-pat -" "sl st-fat -")
+for method in $(methods_of sl); do combos+=("sl at $method"); done
 for scheme in cl scl; do
   # st-* scenarios start from a standard encoder: a method only matters where it picks the fine-tuning (acl).
   combos+=("$scheme st -" "$scheme st-pat -" "$scheme st-fat -" "$scheme st-fat acl")
-  for method in study-at rocl clae acl rcl-bound; do
+  for method in $(methods_of "$scheme"); do
     for regime in at pat fat; do combos+=("$scheme $regime $method"); done
   done
 done

@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../src/errors.js';
 import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
-import { linearCkaMatrix, planTiles, type CkaEngineOptions, type CkaEstimator } from '../src/cka/engine.js';
-import { gram, centerColumns, hsicBiased, hsicUnbiased, linearCkaBiased, linearCkaDebiased, matrixFromSet } from '../src/cka/reference.js';
+import { linearCkaMatrix, planTiles, type CkaEngineOptions, type CkaEstimator } from '../src/cka/engine/engine.js';
+import { gram, centerColumns, hsicBiased, hsicUnbiased, linearCkaBiased, linearCkaDebiased, matrixFromSet } from '../src/cka/measures/reference.js';
 
 const N = 30;
 
@@ -206,7 +206,7 @@ test('wasm backend: engine matches the float64 reference', async () => {
 });
 
 test('two worker threads (own wasm instances, shared data) give the same matrix as one thread', async () => {
-  const { linearCkaMatrixInWorkers } = await import('../src/cka/engine-workers.js');
+  const { linearCkaMatrixInWorkers } = await import('../src/cka/engine/workers.js');
   const { initBackend } = await import('../src/backend/index.js');
   await initBackend('wasm');
   try {

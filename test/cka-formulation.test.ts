@@ -5,11 +5,11 @@ import { Matrix } from 'ml-matrix';
 import { InputError } from '../src/errors.js';
 import { makeRng, permutation } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
-import { batchHsic, batchHsicPlanned, type BatchHsic } from '../src/cka/minibatch-hsic.js';
-import { batchFlops, planFormulation } from '../src/cka/hsic-plan.js';
-import { minibatchStateOfSets } from '../src/cka/minibatch.js';
-import { minibatchMatrix } from '../src/cka/minibatch-result.js';
-import { gram, hsicUnbiased, matrixFromSet, minibatchCka } from '../src/cka/reference.js';
+import { batchHsic, batchHsicPlanned, type BatchHsic } from '../src/cka/minibatch/hsic.js';
+import { batchFlops, planFormulation } from '../src/cka/minibatch/hsic-plan.js';
+import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
+import { minibatchMatrix } from '../src/cka/minibatch/result.js';
+import { gram, hsicUnbiased, matrixFromSet, minibatchCka } from '../src/cka/measures/reference.js';
 
 /** Random features with a shared low-rank part (CKA well inside (0, 1)) plus an offset. */
 function makeSet(name: string, n: number, dim: number, seed: number, offset = 0): ActivationSet {

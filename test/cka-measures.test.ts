@@ -4,10 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Matrix } from 'ml-matrix';
 import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
-import { minibatchStateOfSets } from '../src/cka/minibatch.js';
-import { minibatchMatrix } from '../src/cka/minibatch-result.js';
-import { procrustesMatrix } from '../src/cka/procrustes.js';
-import { ckaFromHsic, gramRbf, hsicUnbiased, matrixFromSet, minibatchKernelCka, procrustesSimilarity } from '../src/cka/reference.js';
+import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
+import { minibatchMatrix } from '../src/cka/minibatch/result.js';
+import { procrustesMatrix } from '../src/cka/measures/procrustes-matrix.js';
+import { ckaFromHsic, gramRbf, hsicUnbiased, matrixFromSet, minibatchKernelCka, procrustesSimilarity } from '../src/cka/measures/reference.js';
 
 function randomSet(name: string, dim: number, seed: number, n: number): ActivationSet {
   const rng = makeRng(seed);

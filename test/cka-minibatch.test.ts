@@ -5,11 +5,11 @@ import { Matrix } from 'ml-matrix';
 import { InputError } from '../src/errors.js';
 import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
-import { batchHsic } from '../src/cka/minibatch-hsic.js';
-import { minibatchStateOfSets, parseShard, planBatches, accumulateMinibatches, type MinibatchBatch } from '../src/cka/minibatch.js';
-import { emptyState, mergeStates, type MinibatchConfig } from '../src/cka/minibatch-state.js';
-import { minibatchMatrix, quantile } from '../src/cka/minibatch-result.js';
-import { gram, hsicUnbiased, linearCkaDebiased, matrixFromSet, minibatchCka } from '../src/cka/reference.js';
+import { batchHsic } from '../src/cka/minibatch/hsic.js';
+import { minibatchStateOfSets, parseShard, planBatches, accumulateMinibatches, type MinibatchBatch } from '../src/cka/minibatch/batches.js';
+import { emptyState, mergeStates, type MinibatchConfig } from '../src/cka/minibatch/state.js';
+import { minibatchMatrix, quantile } from '../src/cka/minibatch/result.js';
+import { gram, hsicUnbiased, linearCkaDebiased, matrixFromSet, minibatchCka } from '../src/cka/measures/reference.js';
 
 function randomSet(name: string, dim: number, seed: number, n: number): ActivationSet {
   const rng = makeRng(seed);
@@ -178,7 +178,7 @@ test('undefined and out-of-range values are flagged in the written table, never 
   const { mkdtemp, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const path = await import('node:path');
-  const { writeMinibatchResults } = await import('../src/cka/minibatch-output.js');
+  const { writeMinibatchResults } = await import('../src/cka/minibatch/output.js');
   const { readSimilarity } = await import('../src/formats/similarity.js');
   const constant: ActivationSet = { name: 'k', n: N, dim: 3, data: new Float32Array(N * 3).fill(2) };
   const state = await minibatchStateOfSets([a, b, constant], CONFIG);
@@ -199,7 +199,7 @@ test('undefined and out-of-range values are flagged in the written table, never 
 });
 
 test('two worker threads (own wasm instances, batches split) give the state of one thread, statistics included', async () => {
-  const { minibatchStateOfSetsInWorkers } = await import('../src/cka/minibatch-workers.js');
+  const { minibatchStateOfSetsInWorkers } = await import('../src/cka/minibatch/workers.js');
   const { initBackend } = await import('../src/backend/index.js');
   await initBackend('wasm');
   try {

@@ -12,7 +12,7 @@ import {
   linearCkaDebiased,
   minibatchCka,
   uCenter,
-} from '../src/cka/reference.js';
+} from '../src/cka/measures/reference.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Matrix {
   const rng = makeRng(seed);

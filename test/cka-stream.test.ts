@@ -7,13 +7,14 @@ import * as path from 'node:path';
 import { Matrix } from 'ml-matrix';
 import { initBackend } from '../src/backend/index.js';
 import { trainModel } from '../src/train/loop.js';
-import { captureActivations } from '../src/cka/capture.js';
-import { streamMinibatchCka, type StreamCkaOptions } from '../src/cka/stream.js';
-import { mergeMinibatchRuns } from '../src/cka/minibatch-files.js';
+import { captureActivations } from '../src/cka/capture/capture.js';
+import { streamMinibatchCka } from '../src/cka/similarity/shortcuts.js';
+import type { StreamCkaOptions } from '../src/cka/stream/stream.js';
+import { mergeMinibatchRuns } from '../src/cka/minibatch/files.js';
 import { readActivations } from '../src/formats/activations.js';
 import { readSimilarity } from '../src/formats/similarity.js';
 import { readAccumulators } from '../src/formats/accumulators.js';
-import { matrixFromSet, minibatchCka } from '../src/cka/reference.js';
+import { matrixFromSet, minibatchCka } from '../src/cka/measures/reference.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
 import { InputError } from '../src/errors.js';
 

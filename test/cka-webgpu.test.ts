@@ -5,15 +5,15 @@ import * as tf from '@tensorflow/tfjs';
 import { activeBackend, initBackend } from '../src/backend/index.js';
 import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/cka/activation-set.js';
-import { minibatchStateOfSets } from '../src/cka/minibatch.js';
-import { minibatchMatrix } from '../src/cka/minibatch-result.js';
-import { linearCkaMatrix } from '../src/cka/engine.js';
-import type { Kernel } from '../src/cka/minibatch-hsic.js';
+import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
+import { minibatchMatrix } from '../src/cka/minibatch/result.js';
+import { linearCkaMatrix } from '../src/cka/engine/engine.js';
+import type { Kernel } from '../src/cka/minibatch/hsic.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { trainModel } from '../src/train/loop.js';
-import { streamMinibatchCka } from '../src/cka/stream.js';
+import { streamMinibatchCka } from '../src/cka/similarity/shortcuts.js';
 
 /**
  * The webgpu code path (Dawn) gives the same CKA values as wasm. Without a GPU this runs on Mesa's

@@ -8,7 +8,7 @@ import { initBackend } from '../src/backend/index.js';
 import { tinyEncoderRequest } from './train-fixture.js';
 import { buildModel, resolveArch, tapModel } from '../src/models/architectures.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/models/checkpoint.js';
-import { captureActivations } from '../src/cka/capture.js';
+import { captureActivations } from '../src/cka/capture/capture.js';
 import { trainModel } from '../src/train/loop.js';
 import { InputError } from '../src/errors.js';
 

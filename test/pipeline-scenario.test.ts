@@ -7,7 +7,7 @@ import { initBackend } from '../src/backend/index.js';
 import { encoderDirFor, trainScenario } from '../src/pipeline/scenario.js';
 import { trainModel } from '../src/train/loop.js';
 import { InputError } from '../src/errors.js';
-import { captureActivations } from '../src/cka/capture.js';
+import { captureActivations } from '../src/cka/capture/capture.js';
 import { readActivations } from '../src/formats/activations.js';
 
 let root: string;

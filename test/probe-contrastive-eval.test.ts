@@ -59,7 +59,7 @@ test('eval runs the contrastive attack through the projection head ("threat mode
 });
 
 test('capture can attack through the projection head; a supervised model is refused', async () => {
-  const { captureActivations } = await import('../src/cka/capture.js');
+  const { captureActivations } = await import('../src/cka/capture/capture.js');
   const { readActivations } = await import('../src/formats/activations.js');
   const { InputError } = await import('../src/errors.js');
   const out = path.join(root, 'tm1.arrow');
@@ -76,6 +76,41 @@ test('capture can attack through the projection head; a supervised model is refu
     captureActivations({ ...base, checkpoint: path.join(root, 'sl'), out: path.join(root, 'no.arrow'), attackLoss: 'contrastive' }),
     (e: unknown) => e instanceof InputError && /projection head/.test(e.message),
   );
+});
+
+test('cka --model streams the same contrastive attack as capture (--attack-loss contrastive in both)', async () => {
+  const { captureActivations } = await import('../src/cka/capture/capture.js');
+  const { runSimilarity } = await import('../src/cka/similarity/run.js');
+  const { readSimilarity } = await import('../src/formats/similarity.js');
+  const { InputError } = await import('../src/errors.js');
+  const { spawnSync } = await import('node:child_process');
+  const base = { n: 16, seed: 0, batchSize: 8, inputs: ['clean', 'adv'] as Array<'clean' | 'adv'>, layers: ['pool'], attack: { eps: 0.1, stepSize: 0.05, steps: 2 } };
+  const acts = path.join(root, 'tm1-cka.arrow');
+  await captureActivations({ ...base, checkpoint: path.join(root, 'cl'), out: acts, attackLoss: 'contrastive' });
+  const fromActs = await runSimilarity({ acts, estimator: 'minibatch', batchSize: 8, out: path.join(root, 'tm1-acts') });
+  const before = tf.memory().numTensors;
+  const streamed = await runSimilarity({ ...base, models: [path.join(root, 'cl')], attackLoss: 'contrastive', out: path.join(root, 'tm1-stream') });
+  assert.equal(tf.memory().numTensors, before);
+  const a = fromActs.written[0].similarity;
+  const b = streamed.written[0].similarity;
+  assert.deepEqual(b.rows, a.rows);
+  // Same adversarial inputs (same seeds, batches and objective): the same CKA within float32 rounding.
+  for (let k = 0; k < a.cka.length; k++) assert.ok(Math.abs(a.cka[k] - b.cka[k]) < 1e-4, `${a.cka[k]} vs ${b.cka[k]}`);
+  const attack = (b.metadata.context as { attack: Record<string, { loss: string }> }).attack;
+  assert.equal(attack.a.loss, 'contrastive');
+  // The cross-entropy attack gives other adversarial activations.
+  const ce = await runSimilarity({ ...base, models: [path.join(root, 'cl')], out: path.join(root, 'tm1-ce') });
+  assert.ok(ce.written[0].similarity.cka.some((v, k) => Math.abs(v - b.cka[k]) > 1e-6));
+  await assert.rejects(
+    runSimilarity({ ...base, models: [path.join(root, 'sl')], attackLoss: 'contrastive', out: path.join(root, 'no') }),
+    (e: unknown) => e instanceof InputError && /projection head/.test(e.message),
+  );
+  // The flag, from the command line.
+  const cli = path.resolve('dist/src/cli/main.js');
+  const r = spawnSync(process.execPath, [cli, 'cka', '--model', path.join(root, 'cl'), '--attack-loss', 'contrastive', '--n', '16', '--batch-size', '8', '--layers', 'pool', '--eps', '0.1', '--step-size', '0.05', '--steps', '2', '--out', path.join(root, 'tm1-cli'), '--backend', 'wasm'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const fromCli = await readSimilarity(path.join(root, 'tm1-cli', 'similarity.arrow'));
+  for (let k = 0; k < b.cka.length; k++) assert.ok(Math.abs(fromCli.cka[k] - b.cka[k]) < 1e-4);
 });
 
 test('full fine-tuning keeps the projection head, so the fine-tuned model still has threat model I', async () => {

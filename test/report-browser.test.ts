@@ -10,7 +10,8 @@ import { crossSimilarity, RESNET_LAYERS, selfSimilarity, writeSimilarityDir } fr
 
 /**
  * The generated report opened in a real headless Chromium: every chart drawn, nothing logged, nothing
- * fetched. CI installs chromium; locally set CHROMIUM_PATH, or ROBUSTSIM_SKIP_BROWSER=1 to skip.
+ * fetched. npm test's pretest step installs Debian's chromium (scripts/test-system-deps.sh); CHROMIUM_PATH picks another;
+ * ROBUSTSIM_SKIP_BROWSER=1 skips it, and node:test then reports it as skipped with that reason.
  */
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -19,7 +20,7 @@ const skip = process.env.ROBUSTSIM_SKIP_BROWSER === '1';
 test('the report renders in headless Chromium with no errors and no network requests', { skip: skip ? 'ROBUSTSIM_SKIP_BROWSER=1' : false, timeout: 60_000 }, async () => {
   assert.ok(
     existsSync(executablePath),
-    `no Chromium at ${executablePath}: install it (e.g. 'apt-get install chromium'), set CHROMIUM_PATH, or set ROBUSTSIM_SKIP_BROWSER=1 to skip this test`,
+    `no Chromium at ${executablePath}: install it ('apt-get install chromium', as npm test's pretest step does when run as root), set CHROMIUM_PATH, or set ROBUSTSIM_SKIP_BROWSER=1 to skip this test`,
   );
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'robustsim-browser-'));
   const browser = await chromium.launch({

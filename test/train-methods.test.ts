@@ -15,7 +15,7 @@ import { makeLearner, learnerVariables, disposeLearner, type Learner } from '../
 import { contrastiveGroups } from '../src/train/contrastive.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { trainModel } from '../src/train/loop.js';
-import { captureActivations } from '../src/cka/capture.js';
+import { captureActivations } from '../src/cka/capture/capture.js';
 import type { CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 

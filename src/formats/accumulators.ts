@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { encodeNpy, readNpy } from './npy.js';
-import type { MinibatchState } from '../cka/minibatch-state.js';
+import type { MinibatchState } from '../cka/minibatch/state.js';
 
 /**
  * Minibatch CKA accumulators on disk, beside similarity.arrow:

@@ -32,6 +32,20 @@ export function l2Normalize(z: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.div(z, tf.sqrt(tf.add(tf.sum(tf.square(z), 1, true), 1e-12))) as tf.Tensor2D);
 }
 
+/** L2-normalised projection of pooled features (training mode moves the head's statistics, if any). */
+export function projectFeatures(head: tf.LayersModel, feats: tf.Tensor2D, training = false): tf.Tensor2D {
+  return tf.tidy(() => l2Normalize(head.apply(feats, { training }) as tf.Tensor2D));
+}
+
+/**
+ * The contrastive embedding of images: the L2-normalised projection of `features(x)` (image -> pooled
+ * features, the encoder or its adversarial-BatchNorm twin). The one embedding function of training,
+ * its attacks and the evaluation's contrastive attack.
+ */
+export function embedImages(features: tf.LayersModel, head: tf.LayersModel, x: tf.Tensor4D, training = false): tf.Tensor2D {
+  return tf.tidy(() => projectFeatures(head, features.apply(x, { training }) as tf.Tensor2D, training));
+}
+
 /** The head's weights in layer order, for the checkpoint. */
 export function projectionWeights(head: tf.LayersModel): NamedTensor[] {
   return head.weights.map((w, i) => ({ name: `${i}:${w.originalName}`, tensor: w.read() }));
@@ -70,7 +84,7 @@ export async function loadProjectionEmbedder(dir: string, model: tf.LayersModel)
   setProjectionWeights(head, weights);
   tf.dispose(weights.map((w) => w.tensor));
   return {
-    embed: (x) => tf.tidy(() => l2Normalize(head.apply(features.apply(x, { training: false }) as tf.Tensor2D, { training: false }) as tf.Tensor2D)),
+    embed: (x) => embedImages(features, head, x),
     temperature: saved.meta.config?.temperature ?? 0.5,
     dispose: () => head.dispose(),
   };

@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import { trainModel, type TrainRequest } from '../train/loop.js';
 import { FINE_TUNING_REGIMES, type Method, type Regime } from '../train/options.js';
+import { METHOD_NAMES, methodSpec } from '../train/methods/index.js';
 import type { CheckpointMeta } from '../train/meta.js';
 import { fineTune, type FineTuneEvent, type FineTuneResult } from '../probe/finetune.js';
 import type { FineTuneMode, FineTuneObjective } from '../probe/meta.js';
@@ -20,13 +21,17 @@ export const SCENARIOS: Record<FineTuningRegime, { pretrain: 'st' | 'at'; mode: 
 };
 
 /**
- * The fine-tuning loss of a scenario when the user names none: ACL (Jiang et al. 2020) fine-tunes its
- * encoder with TRADES (beta 6), so an `acl` FAT / ST-FAT run does too; every other method, and PAT,
- * uses SPEC's CE(clean) + CE(adv).
+ * The fine-tuning loss of a scenario when the user names none: a method's spec may name its own for
+ * full fine-tuning (`fullFineTuneObjective`: ACL, Jiang et al. 2020, fine-tunes its encoder with TRADES,
+ * beta 6, so an `acl` FAT / ST-FAT run does too); every other method, and PAT, uses SPEC's CE(clean) + CE(adv).
  */
 export function defaultScenarioObjective(method: Method | undefined, mode: FineTuneMode): FineTuneObjective {
-  return method === 'acl' && mode === 'full-adv' ? 'trades' : 'ce-ce';
+  const own = method === undefined ? undefined : methodSpec(method)?.fullFineTuneObjective;
+  return own && mode === 'full-adv' ? own : 'ce-ce';
 }
+
+/** The methods whose spec picks the full fine-tuning loss (acl). */
+const FINE_TUNE_CHOOSING = METHOD_NAMES.filter((m) => methodSpec(m)?.fullFineTuneObjective);
 
 export function isFineTuningRegime(regime: string): regime is FineTuningRegime {
   return (FINE_TUNING_REGIMES as readonly string[]).includes(regime);
@@ -68,7 +73,7 @@ export async function trainScenario(req: ScenarioRequest): Promise<ScenarioResul
     if (defaultScenarioObjective(pretrain.method, scenario.mode) === 'ce-ce') {
       throw new InputError(
         `--method: '${pretrain.method}' has no effect in --regime ${req.regime} (the encoder is standard-trained and the fine-tuning is CE(clean)+CE(adv)); ` +
-          `leave --method out (only acl, with st-fat, selects a different fine-tuning: TRADES)`,
+          `leave --method out (only ${FINE_TUNE_CHOOSING.map((m) => `${m}, with st-fat, selects a different fine-tuning: ${methodSpec(m)!.fullFineTuneObjective!.toUpperCase()}`).join('; ')})`,
       );
     }
     pretrain.method = undefined;

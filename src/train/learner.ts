@@ -4,7 +4,8 @@ import { buildProjectionHead, projectionWeights, PROJECTION_GROUP, type Projecti
 import { twinWithOwnBatchNorm } from '../models/dual-bn.js';
 import { buildDiscriminator } from '../models/discriminator.js';
 import { subSeed } from '../util/rng.js';
-import type { TrainConfig } from './options.js';
+import type { TrainConfig } from './config.js';
+import { METHODS, type MethodSpec } from './methods/index.js';
 
 /**
  * Everything a training method updates. The saved LayersModel (image -> logits) is the same for every
@@ -25,6 +26,8 @@ export interface Learner {
   /** rcl-bound: benign-vs-adversarial discriminator on pooled features. */
   discriminator: tf.LayersModel | null;
   cfg: TrainConfig;
+  /** The spec of cfg.method (src/train/methods/): what the step and the replicas train. */
+  spec: MethodSpec;
 }
 
 export const ADV_BN_GROUP = 'adv-bn';
@@ -34,17 +37,26 @@ function layerWeights(layers: tf.layers.Layer[]): tf.LayerVariable[] {
   return layers.flatMap((l) => l.weights);
 }
 
-/** Methods that send the adversarial batch through a BatchNorm stream of its own (ACL's dual BN, CLAE's auxiliary BN). */
-export function usesAdversarialBatchNorm(method: string): boolean {
-  return method === 'acl' || method === 'clae';
+/**
+ * Whether a method sends images through a BatchNorm stream of its own (ACL's dual BN, CLAE's auxiliary
+ * BN): some part or its attack uses the 'adv' stream. Only contrastive objectives have streams.
+ */
+export function usesAdversarialBatchNorm(spec: MethodSpec, scheme: TrainConfig['scheme']): boolean {
+  const c = scheme === 'sl' ? undefined : spec.contrastive;
+  return !!c && (c.attack?.stream === 'adv' || c.parts.some((p) => p.stream === 'adv'));
+}
+
+/** Whether a method trains a discriminator (rcl-bound's divergence). */
+export function usesDiscriminator(spec: MethodSpec, scheme: TrainConfig['scheme']): boolean {
+  return scheme !== 'sl' && !!spec.contrastive?.divergence;
 }
 
 /** The extra weight groups a run of this configuration saves. */
-export function extraGroupsFor(cfg: TrainConfig): string[] {
+export function extraGroupsFor(cfg: TrainConfig, spec: MethodSpec = METHODS[cfg.method]): string[] {
   return [
     ...(cfg.scheme === 'sl' ? [] : [PROJECTION_GROUP]),
-    ...(usesAdversarialBatchNorm(cfg.method) ? [ADV_BN_GROUP] : []),
-    ...(cfg.method === 'rcl-bound' ? [DISCRIMINATOR_GROUP] : []),
+    ...(usesAdversarialBatchNorm(spec, cfg.scheme) ? [ADV_BN_GROUP] : []),
+    ...(usesDiscriminator(spec, cfg.scheme) ? [DISCRIMINATOR_GROUP] : []),
   ];
 }
 
@@ -57,9 +69,16 @@ function restore(weights: tf.LayerVariable[], saved: NamedTensor[] | undefined, 
 
 /**
  * Assemble the learner of `cfg` around `model`; `saved` holds extra weight groups from a checkpoint
- * (consumed: their tensors are disposed).
+ * (consumed: their tensors are disposed). `spec` is cfg.method's (a test may pass a method of its own).
  */
-export function makeLearner(model: tf.LayersModel, cfg: TrainConfig, projection: ProjectionConfig | undefined, saved: Record<string, NamedTensor[]> = {}): Learner {
+export function makeLearner(
+  model: tf.LayersModel,
+  cfg: TrainConfig,
+  projection: ProjectionConfig | undefined,
+  saved: Record<string, NamedTensor[]> = {},
+  spec: MethodSpec = METHODS[cfg.method],
+): Learner {
+  if (!spec) throw new Error(`method '${cfg.method}' has no spec in src/train/methods/ (a bug: options.ts should refuse it)`);
   const features = tf.model({ inputs: model.inputs, outputs: model.getLayer('pool').output as tf.SymbolicTensor });
   const featureDim = features.outputs[0].shape[1] as number;
   let head: tf.LayersModel | null = null;
@@ -69,16 +88,16 @@ export function makeLearner(model: tf.LayersModel, cfg: TrainConfig, projection:
   }
   let advFeatures: tf.LayersModel | null = null;
   let advBatchNorms: tf.layers.Layer[] = [];
-  if (usesAdversarialBatchNorm(cfg.method)) {
+  if (usesAdversarialBatchNorm(spec, cfg.scheme)) {
     ({ twin: advFeatures, batchNorms: advBatchNorms } = twinWithOwnBatchNorm(model, 'pool'));
     restore(layerWeights(advBatchNorms), saved[ADV_BN_GROUP], ADV_BN_GROUP);
   }
   let discriminator: tf.LayersModel | null = null;
-  if (cfg.method === 'rcl-bound') {
+  if (usesDiscriminator(spec, cfg.scheme)) {
     discriminator = buildDiscriminator(featureDim, cfg.discHidden, subSeed(cfg.seed, 'discriminator'));
     restore(discriminator.weights, saved[DISCRIMINATOR_GROUP], DISCRIMINATOR_GROUP);
   }
-  return { model, features, head, advFeatures, advBatchNorms, discriminator, cfg };
+  return { model, features, head, advFeatures, advBatchNorms, discriminator, cfg, spec };
 }
 
 /** Every trainable variable, in a fixed order (the optimizer's slots follow it, so resume depends on it). */

@@ -1,21 +1,31 @@
 import * as tf from '@tensorflow/tfjs';
-import { crossEntropyLoss, crossEntropyPerSample } from '../attacks/losses.js';
-import { pgdAttack, fgsmAttack, type PerSampleLoss } from '../attacks/pgd.js';
-import { klPerSample, tradesAttack } from '../attacks/trades.js';
-import { l2Normalize } from '../models/projection.js';
+import type { PerSampleLoss } from '../attacks/pgd.js';
+import { contrastiveGroups } from '../attacks/contrastive.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import { augment, CONTRASTIVE_AUGMENT, SUPERVISED_AUGMENT, type AugmentConfig } from './augment.js';
-import { contrastiveGroups, contrastivePerImage } from './contrastive.js';
-import { reverseGradient, stopGradient } from './gradients.js';
+import {
+  attackedImages,
+  contrastiveAttackObjective,
+  contrastiveObjective,
+  embedStream,
+  partnerImages,
+  runContrastiveAttack,
+  trainingParts,
+  type MethodAttack,
+} from './contrastive-objective.js';
 import { learnerWeights, type Learner } from './learner.js';
+import { METHODS, type ContrastiveAttackSpec, type PreparedBatch } from './methods/index.js';
 import type { TrainConfig } from './options.js';
 
 export type { Learner } from './learner.js';
 export { makeLearner } from './learner.js';
 export { tradesAttack } from '../attacks/trades.js';
+export type { MethodAttack } from './contrastive-objective.js';
+export type { PreparedBatch } from './methods/index.js';
 
 /**
- * The training objective of every (scheme, method) pair, split in two phases:
+ * The training step of every (scheme, method) pair, as the method's spec (src/train/methods/) defines
+ * it, split in two phases:
  *   prepare: everything that does not need gradients of the weights (augmented views, attacks);
  *   loss:    the forward pass in training mode and the scalar to minimise (called inside
  *            tf.variableGrads), plus the logits that give the batch accuracy.
@@ -25,14 +35,9 @@ export { tradesAttack } from '../attacks/trades.js';
  * of the saved model is trained at the same time on the *detached* pooled features of clean (or
  * first-view) images with cross-entropy: the study's linear head on a frozen encoder, learned online,
  * so every checkpoint is a complete classifier (capture, evaluation and the CE attack work unchanged)
- * without the head influencing the encoder.
+ * without the head influencing the encoder. Their loss is contrastiveObjective (contrastive-objective.ts),
+ * the same function the data-parallel replicas run.
  */
-
-export interface PreparedBatch {
-  /** Tensors made by prepare (views, adversarial examples); the caller disposes them after the step. */
-  tensors: tf.Tensor[];
-  loss: () => { loss: tf.Scalar; logits: tf.Tensor2D };
-}
 
 export interface BatchSeeds {
   /** Seed of the attack's random start. */
@@ -53,232 +58,96 @@ export function augmentView(x: tf.Tensor4D, cfg: TrainConfig, seed: number, view
 
 /** L2-normalised projection of images (training mode updates BatchNorm statistics). */
 export function embed(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
-  return tf.tidy(() => {
-    const feats = learner.features.apply(x, { training }) as tf.Tensor2D;
-    return l2Normalize(learner.head!.apply(feats, { training }) as tf.Tensor2D);
-  });
+  return embedStream(learner, 'main', x, training);
 }
 
+/** L2-normalised projection through the adversarial BatchNorm stream (ACL, CLAE). */
+export function embedAdv(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
+  return embedStream(learner, 'adv', x, training);
+}
+
+/** A fixed-partner attack through the main stream (what study-at, rocl, clae and rcl-bound attack with). */
+const PARTNERED: ContrastiveAttackSpec = { attacked: 'v1', partner: 'v2', stream: 'main', options: (attack, seed) => ({ ...attack, seed }) };
+
 /**
- * The contrastive attack objective of a batch ("threat model I" when used at evaluation): per image,
- * the contrastive loss of the pair (x', fixed partner embedding) with in-batch negatives.
+ * The contrastive attack objective of the contrastive AT methods (the symmetric one,
+ * symmetricContrastiveLoss of src/attacks/contrastive.ts): per image, the contrastive loss of the pair
+ * (x', fixed partner embedding) with in-batch negatives, both anchors counted. (Threat model I of
+ * evaluation is the one-sided objective: docs/evaluation.md.)
  */
 export function contrastiveAttackLoss(learner: Learner, partner: tf.Tensor2D, groups: tf.Tensor1D): PerSampleLoss {
-  return (xa) => tf.tidy(() => contrastivePerImage([embed(learner, xa, false), partner], groups, learner.cfg.temperature));
-}
-
-/** A method's attack: the adversarial batch, the objective it maximised, and tensors to dispose. */
-export interface MethodAttack {
-  adv: tf.Tensor4D;
-  objective: PerSampleLoss;
-  owned: tf.Tensor[];
+  return contrastiveAttackObjective(learner, PARTNERED, partner, groups);
 }
 
 /**
- * The attacks of the contrastive methods, each maximising the contrastive loss of the attacked view
- * against a fixed partner embedding (with in-batch negatives):
- *   study-at: PGD on the un-augmented x against x itself (the study's options: no random start by default);
- *   rocl:     PGD from a uniform random start on view 1 against view 2;
- *   clae:     one FGSM step (size eps) on view 1 against view 2;
- *   rcl-bound: PGD (the run's attack options) on view 1 against view 2.
+ * The attack of a fixed-partner contrastive method (its spec's attack): the attacked view against the
+ * partner images' embedding, with in-batch negatives. study-at attacks x against x, the others view 1
+ * against view 2 (the caller passes them).
  */
 export function contrastiveAttack(
   learner: Learner,
   method: 'study-at' | 'rocl' | 'clae' | 'rcl-bound',
   attacked: tf.Tensor4D,
-  partnerImages: tf.Tensor4D,
+  partnerImgs: tf.Tensor4D,
   groups: tf.Tensor1D,
   seed: number,
 ): MethodAttack {
-  const partner = embed(learner, partnerImages, false);
-  const objective = contrastiveAttackLoss(learner, partner, groups);
-  const { attack } = learner.cfg;
-  const adv =
-    method === 'clae'
-      ? fgsmAttack(objective, attacked, { eps: attack.eps, norm: attack.norm })
-      : pgdAttack(objective, attacked, { ...attack, randomStart: method === 'rocl' ? true : attack.randomStart, seed });
-  return { adv, objective, owned: [partner] };
-}
-
-/** L2-normalised projection through ACL's adversarial BatchNorm stream. */
-export function embedAdv(learner: Learner, x: tf.Tensor4D, training: boolean): tf.Tensor2D {
-  return tf.tidy(() => l2Normalize(learner.head!.apply(learner.advFeatures!.apply(x, { training }), { training }) as tf.Tensor2D));
+  return runContrastiveAttack(learner, METHODS[method].contrastive!.attack!, attacked, partnerImgs, groups, seed);
 }
 
 /**
- * ACL (Jiang et al. 2020, dual stream): both views perturbed jointly by PGD maximising the NT-Xent of
- * the adversarial pair, computed through the adversarial BatchNorm stream. Attacks the stacked [v1; v2].
+ * ACL's attack (its spec's): both views perturbed jointly by PGD maximising the NT-Xent of the
+ * adversarial pair through the adversarial BatchNorm stream. Attacks the stacked [v1; v2].
  */
 export function aclAttack(learner: Learner, v1: tf.Tensor4D, v2: tf.Tensor4D, groups: tf.Tensor1D, seed: number): MethodAttack {
-  const n = v1.shape[0];
-  const pair = tf.concat([v1, v2], 0);
-  const objective: PerSampleLoss = (xa) =>
-    tf.tidy(() => {
-      const [a, b] = tf.split(embedAdv(learner, xa, false), [n, n], 0) as [tf.Tensor2D, tf.Tensor2D];
-      const perImage = contrastivePerImage([a, b], groups, learner.cfg.temperature);
-      // One value per attacked sample (both views of an image share their image's loss; the sum is the batch loss).
-      return tf.div(tf.concat([perImage, perImage], 0), 2) as tf.Tensor1D;
-    });
-  const adv = pgdAttack(objective, pair, { ...learner.cfg.attack, seed });
-  return { adv, objective, owned: [pair] };
+  const attack = METHODS.acl.contrastive!.attack!;
+  const pair = attackedImages(attack, { x: v1, v1, v2 });
+  const a = runContrastiveAttack(learner, attack, pair, null, groups, seed);
+  return { ...a, owned: [...a.owned, pair] };
 }
 
 function prepareSupervised(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, seeds: BatchSeeds): PreparedBatch {
-  const { model, cfg } = learner;
+  const { model, cfg, spec } = learner;
+  if (!spec.supervised) throw new Error(`method '${cfg.method}' has no supervised objective (a bug: options.ts should refuse it)`);
   const view = cfg.augment === 'none' ? x : augmentView(x, cfg, seeds.augment, 0);
-  const owned: tf.Tensor[] = view === x ? [] : [view];
-  if (cfg.method === 'trades') {
-    const { adv, owned: attackOwned } = tradesAttack(model, view, cfg.attack, seeds.attack);
-    owned.push(adv, ...attackOwned);
-    const n = x.shape[0];
-    return {
-      tensors: owned,
-      loss: () => {
-        const logits = model.apply(tf.concat([view, adv], 0), { training: true }) as tf.Tensor2D;
-        const [c, a] = tf.split(logits, [n, n], 0) as [tf.Tensor2D, tf.Tensor2D];
-        const loss = tf.add(tf.mean(crossEntropyPerSample(c, y)), tf.mul(cfg.tradesBeta, tf.mean(klPerSample(c, a)))) as tf.Scalar;
-        return { loss, logits: c };
-      },
-    };
-  }
-  const input = cfg.method === 'pgd' ? pgdAttack(crossEntropyLoss(model, y), view, { ...cfg.attack, seed: seeds.attack }) : view;
-  if (input !== view) owned.push(input);
-  return {
-    tensors: owned,
-    loss: () => {
-      const logits = model.apply(input, { training: true }) as tf.Tensor2D;
-      return { loss: tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar, logits };
-    },
-  };
+  const batch = spec.supervised.prepare(model, cfg, view, y, seeds.attack);
+  return view === x ? batch : { ...batch, tensors: [view, ...batch.tensors] };
 }
 
 function prepareContrastive(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, seeds: BatchSeeds): PreparedBatch {
   const { cfg } = learner;
-  const scheme = cfg.scheme as 'cl' | 'scl';
-  const n = x.shape[0];
-  const tau = cfg.temperature;
-  const groups = contrastiveGroups(scheme, y);
-  const v1 = augmentView(x, cfg, seeds.augment, 1);
-  const v2 = augmentView(x, cfg, seeds.augment, 2);
-  const owned: tf.Tensor[] = [groups, v1, v2];
-  const logitsLayer = learner.model.getLayer('logits');
-  const C = (views: tf.Tensor2D[]) => tf.mean(contrastivePerImage(views, groups, tau)) as tf.Scalar;
-  /** Forward of several batches at once (one BatchNorm batch); returns embeddings per part and the first part's features. */
-  const forward = (parts: tf.Tensor4D[]) => {
-    const feats = learner.features.apply(parts.length === 1 ? parts[0] : tf.concat(parts, 0), { training: true }) as tf.Tensor2D;
-    const z = l2Normalize(learner.head!.apply(feats, { training: true }) as tf.Tensor2D);
-    // (Backprop through a one-way tf.split fails in tfjs 4.22 with "Pass at least one tensor to concat".)
-    const zs = parts.length === 1 ? [z] : (tf.split(z, parts.length, 0) as tf.Tensor2D[]);
-    const fs = parts.length === 1 ? [feats] : (tf.split(feats, parts.length, 0) as tf.Tensor2D[]);
-    return { z: zs, feats: fs, first: fs[0] };
-  };
-  /** Online linear head on detached features, clean cross-entropy. */
-  const probe = (feats: tf.Tensor2D) => {
-    const logits = logitsLayer.apply(stopGradient(feats)) as tf.Tensor2D;
-    return { ce: tf.mean(crossEntropyPerSample(logits, y)) as tf.Scalar, logits };
-  };
-  const attackOf = (method: 'study-at' | 'rocl' | 'clae' | 'rcl-bound', attacked: tf.Tensor4D, partner: tf.Tensor4D) => {
-    const a = contrastiveAttack(learner, method, attacked, partner, groups, seeds.attack);
+  const spec = learner.spec.contrastive;
+  if (!spec) throw new Error(`method '${cfg.method}' is not a contrastive method`);
+  const groups = contrastiveGroups(cfg.scheme as 'cl' | 'scl', y);
+  const images = { x, v1: augmentView(x, cfg, seeds.augment, 1), v2: augmentView(x, cfg, seeds.augment, 2) };
+  const owned: tf.Tensor[] = [groups, images.v1, images.v2];
+  let adv: tf.Tensor4D | undefined;
+  if (spec.attack) {
+    const attacked = attackedImages(spec.attack, images);
+    if (spec.attack.attacked === 'pair') owned.push(attacked);
+    const a = runContrastiveAttack(learner, spec.attack, attacked, partnerImages(spec.attack, images), groups, seeds.attack);
     owned.push(a.adv, ...a.owned);
-    return a;
-  };
-
-  switch (cfg.method) {
-    case 'none':
-      return {
-        tensors: owned,
-        loss: () => {
-          const { z, first } = forward([v1, v2]);
-          const { ce, logits } = probe(first);
-          return { loss: tf.add(C(z), ce) as tf.Scalar, logits };
-        },
-      };
-    case 'study-at': {
-      // The study: PGD on the un-augmented image maximising contrastive(x, x + delta);
-      // loss = contrastive(x, x_adv) + contrastive(aug1, aug2).
-      const { adv } = attackOf('study-at', x, x);
-      return {
-        tensors: owned,
-        loss: () => {
-          const { z, first } = forward([x, adv, v1, v2]);
-          const { ce, logits } = probe(first);
-          return { loss: tf.addN([C([z[0], z[1]]), C([z[2], z[3]]), ce]) as tf.Scalar, logits };
-        },
-      };
-    }
-    case 'rocl': {
-      // RoCL (Kim et al. 2020): instance-wise attack on t1 against t2 with in-batch negatives;
-      // loss = NT-Xent over the three views {t1, t2, adv} + (1/lambda) NT-Xent(adv, t2).
-      const { adv } = attackOf('rocl', v1, v2);
-      return {
-        tensors: owned,
-        loss: () => {
-          const { z, first } = forward([v1, v2, adv]);
-          const { ce, logits } = probe(first);
-          return { loss: tf.addN([C(z), tf.mul(1 / cfg.roclLambda, C([z[2], z[1]])), ce]) as tf.Scalar, logits };
-        },
-      };
-    }
-    case 'clae': {
-      // CLAE (Ho & Vasconcelos 2020): one FGSM step on view 1 maximising the batch NT-Xent against
-      // view 2; loss = NT-Xent(z1, z2) + alpha NT-Xent(z1, z_adv). The adversarial batch goes through
-      // the auxiliary BatchNorm stream (its own parameters and running statistics; convs shared).
-      const { adv } = attackOf('clae', v1, v2);
-      return {
-        tensors: owned,
-        loss: () => {
-          const clean = forward([v1, v2]);
-          const zAdv = embedAdv(learner, adv, true);
-          const { ce, logits } = probe(clean.first);
-          return { loss: tf.addN([C(clean.z), tf.mul(cfg.claeAlpha, C([clean.z[0], zAdv])), ce]) as tf.Scalar, logits };
-        },
-      };
-    }
-    case 'acl': {
-      // ACL dual stream: loss = 1/2 [NT-Xent(clean pair, clean BN) + NT-Xent(adversarial pair, adversarial BN)].
-      const a = aclAttack(learner, v1, v2, groups, seeds.attack);
-      owned.push(a.adv, ...a.owned);
-      return {
-        tensors: owned,
-        loss: () => {
-          const clean = forward([v1, v2]);
-          const [za1, za2] = tf.split(embedAdv(learner, a.adv, true), 2, 0) as tf.Tensor2D[];
-          const { ce, logits } = probe(clean.first);
-          return { loss: tf.add(tf.mul(0.5, tf.add(C(clean.z), C([za1, za2]))), ce) as tf.Scalar, logits };
-        },
-      };
-    }
-    case 'rcl-bound': {
-      // Tran et al.: adversarial contrastive loss + w_b benign contrastive loss + w_d divergence, the
-      // divergence estimated by a discriminator (benign features "real", adversarial "fake"). Through a
-      // gradient-reversal layer the discriminator minimises its cross-entropy while the encoder maximises
-      // it (learns to fool it), in the same optimizer step.
-      const { adv } = attackOf('rcl-bound', v1, v2);
-      return {
-        tensors: owned,
-        loss: () => {
-          const { z, feats, first } = forward([v1, v2, adv]);
-          const { ce, logits } = probe(first);
-          const d = learner.discriminator!;
-          const real = d.apply(reverseGradient(feats[0])) as tf.Tensor2D;
-          const fake = d.apply(reverseGradient(feats[2])) as tf.Tensor2D;
-          // Binary cross-entropy with logits: -log sigmoid(real) - log(1 - sigmoid(fake)).
-          const divergence = tf.add(tf.mean(tf.softplus(tf.neg(real))), tf.mean(tf.softplus(fake)));
-          return {
-            loss: tf.addN([C([z[2], z[1]]), tf.mul(cfg.rclBenignWeight, C([z[0], z[1]])), tf.mul(cfg.rclDivergenceWeight, divergence), ce]) as tf.Scalar,
-            logits,
-          };
-        },
-      };
-    }
-    default:
-      throw new Error(`method '${cfg.method}' is not a contrastive method`);
+    adv = a.adv;
   }
+  const { parts, made } = trainingParts(spec, { ...images, adv });
+  owned.push(...made);
+  return {
+    tensors: owned,
+    loss: () => {
+      const { contrast, local, logits } = contrastiveObjective(learner, spec, parts, y, groups);
+      return { loss: tf.add(contrast, local) as tf.Scalar, logits };
+    },
+  };
 }
 
 /** Views, attacks and the loss closure of one batch for the learner's scheme and method. */
 export function prepareBatch(learner: Learner, x: tf.Tensor4D, y: tf.Tensor1D, seeds: BatchSeeds): PreparedBatch {
   return learner.cfg.scheme === 'sl' ? prepareSupervised(learner, x, y, seeds) : prepareContrastive(learner, x, y, seeds);
+}
+
+/** loss + (wd / 2) * the sum of squares of the `decayed` kernels (L2 weight decay), or loss itself without any. */
+export function withWeightDecay(loss: tf.Scalar, decayed: tf.Variable[], wd: number): tf.Scalar {
+  return wd === 0 || decayed.length === 0 ? loss : (tf.add(loss, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar);
 }
 
 /** The gradients of one batch's objective, before any optimizer sees them (the caller disposes every tensor). */
@@ -311,7 +180,7 @@ export function batchGradients(
   const { value, grads } = tf.variableGrads(() => {
     const { loss, logits } = batch.loss();
     correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), tf.cast(y, 'int32')), 'float32'))) as tf.Scalar;
-    const objective = wd === 0 || decayed.length === 0 ? loss : (tf.add(loss, tf.mul(0.5 * wd, tf.addN(decayed.map((v) => tf.sum(tf.square(v)))))) as tf.Scalar);
+    const objective = withWeightDecay(loss, decayed, wd);
     return scale === 1 ? objective : (tf.mul(objective, scale) as tf.Scalar);
   }, vars);
   tf.dispose(batch.tensors);

@@ -1,83 +1,21 @@
 import { InputError } from '../errors.js';
-import type { DatasetName } from '../data/index.js';
-import { DEFAULT_PGD, validatePgd, type PgdOptions } from '../attacks/pgd.js';
+import { DEFAULT_PGD, validatePgd } from '../attacks/pgd.js';
+import { FINE_TUNING_REGIMES, type Method, type Scheme, type TrainConfig } from './config.js';
+import { defaultMethod, METHOD_PARAMS, methodsFor, methodSpec, METHODS, METHOD_NAMES, type MethodParam, type MethodSpec } from './methods/index.js';
 
-export type Scheme = 'sl' | 'cl' | 'scl';
-export type Regime = 'st' | 'at';
-/** Scenarios of the study that need a fine-tuning stage (src/probe); not trainable here yet. */
-export const FINE_TUNING_REGIMES = ['pat', 'fat', 'st-pat', 'st-fat'] as const;
+export { FINE_TUNING_REGIMES, type AugmentName, type Method, type Regime, type Scheme, type TrainConfig } from './config.js';
 
-/**
- * How a regime-'at' model is trained (see docs/training-methods.md for papers and defaults):
- * sl: 'pgd' (Madry), 'trades'; cl/scl: 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'. Regime 'st' uses 'none'.
- */
-export type Method = 'none' | 'pgd' | 'trades' | 'study-at' | 'rocl' | 'clae' | 'acl' | 'rcl-bound';
+/** The methods --regime at offers per scheme (from the method specs, src/train/methods/). */
 export const METHODS_BY_SCHEME: Record<Scheme, Method[]> = {
-  sl: ['pgd', 'trades'],
-  cl: ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
-  scl: ['study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
+  sl: methodsFor('sl', 'at'),
+  cl: methodsFor('cl', 'at'),
+  scl: methodsFor('scl', 'at'),
 };
-export type AugmentName = 'none' | 'supervised' | 'contrastive';
-
-/** Everything that defines a training run; recorded verbatim in meta.json. */
-export interface TrainConfig {
-  /** Human label of the run (e.g. 'sl-at'); defaults to `<scheme>-<regime>`. */
-  name: string;
-  dataset: DatasetName;
-  dataDir?: string;
-  /** Train on the first N training samples after the seeded shuffle. */
-  limit?: number;
-  /** Test samples used for the per-epoch clean accuracy and the final robust accuracy. */
-  evalLimit: number;
-  arch: string;
-  width?: number;
-  /** Blocks per stage (resnet) or conv layers (convnet), overriding the preset's depth. */
-  blocks?: number[];
-  scheme: Scheme;
-  regime: Regime;
-  /** Adversarial training method; 'none' for regime st. Defaults: sl -> pgd, cl/scl -> study-at. */
-  method: Method;
-  /** Training-time augmentation. Defaults: sl -> supervised (pad + random crop, flip: SPEC), cl/scl -> contrastive (SimCLR's). */
-  augment: AugmentName;
-  /** Contrastive temperature tau (SimCLR/RoCL/ACL 0.5; the study 0.07). */
-  temperature: number;
-  /** Projection head of cl/scl: hidden units (0 = the encoder's feature dimension) and output dimension. */
-  projHidden: number;
-  projDim: number;
-  /** TRADES beta (weight of the KL robustness term). */
-  tradesBeta: number;
-  /** RoCL lambda: the regulariser NT-Xent(adv, t2) is weighted 1/lambda. */
-  roclLambda: number;
-  /** CLAE alpha: weight of NT-Xent(z_i, z_adv). */
-  claeAlpha: number;
-  /** rcl-bound: weight of the benign contrastive loss (w_b) and of the discriminator divergence (w_d). */
-  rclBenignWeight: number;
-  rclDivergenceWeight: number;
-  /** rcl-bound: hidden units of the discriminator MLP. */
-  discHidden: number;
-  epochs: number;
-  batchSize: number;
-  optimizer: 'sgd' | 'adam';
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  schedule: 'cosine' | 'constant';
-  /** The attack used to make training examples in regime 'at' (Madry PGD on cross-entropy). */
-  attack: PgdOptions;
-  /** Attack for the final robust-accuracy figure. */
-  evalAttack: PgdOptions;
-  seed: number;
-  /** Checkpoint every N optimizer steps as well as at every epoch end (0 = epochs only). */
-  saveEvery: number;
-  /**
-   * Threads that share each step (data-parallel, src/train/data-parallel.ts): 1 = the main thread
-   * alone (the reference results); N > 1 splits every batch into N shards. A run control: recorded,
-   * but a resume may change it.
-   */
-  workers: number;
-}
 
 export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
+  // Each method's parameters (tradesBeta, roclLambda, ...) with their specs' defaults; the fields below are
+  // the rest (the test of the registry checks every parameter's default lands here).
+  ...(Object.fromEntries(METHOD_PARAMS.map((p) => [p.key, p.default])) as Pick<TrainConfig, MethodParam['key']>),
   dataset: 'fashion-mnist',
   evalLimit: 1000,
   arch: 'resnet-small',
@@ -88,12 +26,6 @@ export const DEFAULT_TRAIN: Omit<TrainConfig, 'name'> = {
   temperature: 0.5,
   projHidden: 0,
   projDim: 128,
-  tradesBeta: 6,
-  roclLambda: 256,
-  claeAlpha: 1,
-  rclBenignWeight: 1,
-  rclDivergenceWeight: 0.1,
-  discHidden: 64,
   epochs: 2,
   batchSize: 128,
   optimizer: 'adam',
@@ -114,10 +46,11 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   const contrastive = scheme === 'cl' || scheme === 'scl';
   const cfg: TrainConfig = {
     ...DEFAULT_TRAIN,
-    method: regime === 'st' ? 'none' : contrastive ? 'study-at' : 'pgd',
+    method: defaultMethod(scheme, regime === 'st' ? 'st' : 'at'),
     augment: contrastive ? 'contrastive' : 'supervised',
     ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
-    name: partial.name ?? `${scheme}-${partial.method && partial.method !== 'none' && partial.method !== 'pgd' && partial.method !== 'study-at' ? partial.method : regime}`,
+    // A run of a default method is named by its regime (sl-at, cl-st), any other by its method (sl-trades).
+    name: partial.name ?? `${scheme}-${partial.method && !methodSpec(partial.method)?.defaultFor.length ? partial.method : regime}`,
   } as TrainConfig;
   const int = (flag: string, v: number, min: number) => {
     if (!Number.isInteger(v) || v < min) throw new InputError(`${flag}: expected an integer >= ${min}, got ${v}`);
@@ -138,7 +71,7 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   }
   if (cfg.regime !== 'st' && cfg.regime !== 'at') throw new InputError(`--regime: expected st or at, got '${cfg.regime}'`);
   const allowed = METHODS_BY_SCHEME[cfg.scheme];
-  if (cfg.regime === 'st' && cfg.method !== 'none') {
+  if (cfg.regime === 'st' && !methodsFor(cfg.scheme, 'st').includes(cfg.method)) {
     throw new InputError(`--method: '${cfg.method}' is an adversarial method; use it with --regime at (regime st trains without attacks)`);
   }
   if (cfg.regime === 'at' && !allowed.includes(cfg.method)) {
@@ -153,12 +86,8 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   if (!(cfg.temperature > 0)) throw new InputError(`--temperature: expected a number > 0, got ${cfg.temperature}`);
   int('--proj-hidden', cfg.projHidden, 0);
   int('--proj-dim', cfg.projDim, 1);
-  if (!(cfg.tradesBeta >= 0)) throw new InputError(`--trades-beta: expected a number >= 0, got ${cfg.tradesBeta}`);
-  if (!(cfg.roclLambda > 0)) throw new InputError(`--rocl-lambda: expected a number > 0, got ${cfg.roclLambda}`);
-  if (!(cfg.claeAlpha >= 0)) throw new InputError(`--clae-alpha: expected a number >= 0, got ${cfg.claeAlpha}`);
-  if (!(cfg.rclBenignWeight >= 0)) throw new InputError(`--rcl-benign-weight: expected a number >= 0, got ${cfg.rclBenignWeight}`);
-  if (!(cfg.rclDivergenceWeight >= 0)) throw new InputError(`--rcl-divergence-weight: expected a number >= 0, got ${cfg.rclDivergenceWeight}`);
-  int('--disc-hidden', cfg.discHidden, 1);
+  // Every method's parameters, whichever method runs (they are resume keys too).
+  for (const p of METHOD_PARAMS) checkMethodParam(p, cfg[p.key]);
   if (cfg.optimizer !== 'sgd' && cfg.optimizer !== 'adam') throw new InputError(`--optimizer: expected sgd or adam, got '${cfg.optimizer}'`);
   validatePgd(cfg.attack);
   validatePgd(cfg.evalAttack);
@@ -168,28 +97,38 @@ export function resolveTrainConfig(partial: Partial<TrainConfig>): TrainConfig {
   return cfg;
 }
 
-/** The contrastive methods that train data-parallel with all-gathered embeddings (src/train/replica.ts). */
-export const SHARDED_CONTRASTIVE_METHODS = ['none', 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'] as const;
+/** A method parameter's value against its spec's range: a one-line InputError naming the flag. */
+export function checkMethodParam(p: MethodParam, v: number): void {
+  const { min, strict, integer } = p.range;
+  if (integer) {
+    if (!Number.isInteger(v) || v < min) throw new InputError(`--${p.flag}: expected an integer >= ${min}, got ${v}`);
+  } else if (!(strict ? v > min : v >= min)) {
+    throw new InputError(`--${p.flag}: expected a number ${strict ? '>' : '>='} ${min}, got ${v}`);
+  }
+}
+
+/** The contrastive methods that train data-parallel with all-gathered embeddings (src/train/replica.ts): every method with a contrastive objective. */
+export const SHARDED_CONTRASTIVE_METHODS: readonly Method[] = METHOD_NAMES.filter((m) => METHODS[m].contrastive);
 
 /**
  * Why `cfg` cannot train data-parallel over several threads, or null when it can. Objectives that are
- * means over samples split into shards exactly; the plain contrastive losses are exact with an
- * all-gather of the embeddings; study-at, rocl and acl attack with an all-gather of the adversarial
- * embeddings at every PGD step (one run: the per-sample choice among restarts is not sharded); so do
- * rcl-bound (its discriminator term a mean over samples, split like cross-entropy) and clae (its one FGSM
- * step, no restarts).
+ * means over samples (every supervised one) split into shards exactly; the plain contrastive losses are
+ * exact with an all-gather of the embeddings; the adversarial contrastive methods attack with an
+ * all-gather of the adversarial embeddings at every PGD step, one run (the per-sample choice among
+ * restarts is not sharded), so their attack options must have one restart (clae's one FGSM step always
+ * has); rcl-bound's discriminator term is a mean over samples, split like cross-entropy.
  */
-export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 'attack'>): string | null {
-  if (cfg.scheme === 'sl' || cfg.method === 'none') return null;
-  if ((SHARDED_CONTRASTIVE_METHODS as readonly string[]).includes(cfg.method)) {
-    // clae's one FGSM step has no restarts, whatever attack.restarts says (fgsmAttack).
-    if (cfg.attack.restarts === 1 || cfg.method === 'clae') return null;
-    return `--scheme ${cfg.scheme} --method ${cfg.method} with ${cfg.attack.restarts} attack restarts (attack.restarts) cannot train over worker threads (the sharded contrastive attack runs one restart); use one restart or --workers 1`;
+export function workersUnsupported(cfg: Pick<TrainConfig, 'scheme' | 'method' | 'attack'>, spec: MethodSpec | undefined = methodSpec(cfg.method)): string | null {
+  if (cfg.scheme === 'sl') return null;
+  if (!spec?.contrastive) {
+    return (
+      `--scheme ${cfg.scheme} --method ${cfg.method} trains on an attack or loss that worker threads do not shard; ` +
+      `use --workers 1 (worker threads support sl with every method, and cl/scl with every method, with one attack restart where the method runs PGD)`
+    );
   }
-  return (
-    `--scheme ${cfg.scheme} --method ${cfg.method} trains on an attack or loss that worker threads do not shard; ` +
-    `use --workers 1 (worker threads support sl with every method, and cl/scl with every method, with one attack restart where the method runs PGD)`
-  );
+  if (!spec.contrastive.attack) return null;
+  if (spec.contrastive.attack.options(cfg.attack, 0).restarts === 1) return null;
+  return `--scheme ${cfg.scheme} --method ${cfg.method} with ${cfg.attack.restarts} attack restarts (attack.restarts) cannot train over worker threads (the sharded contrastive attack runs one restart); use one restart or --workers 1`;
 }
 
 /** The fields that must match for `--resume` to continue a run rather than start another. */
@@ -206,12 +145,7 @@ export const RESUME_KEYS: Array<keyof TrainConfig> = [
   'temperature',
   'projHidden',
   'projDim',
-  'tradesBeta',
-  'roclLambda',
-  'claeAlpha',
-  'rclBenignWeight',
-  'rclDivergenceWeight',
-  'discHidden',
+  ...METHOD_PARAMS.map((p) => p.key),
   'batchSize',
   'optimizer',
   'lr',

@@ -3,15 +3,17 @@ import { InputError } from '../errors.js';
 import { loadCheckpoint } from '../models/checkpoint.js';
 import { PROJECTION_GROUP } from '../models/projection.js';
 import type { PerSampleLoss } from '../attacks/pgd.js';
-import { contrastiveAttackLoss, embed } from './methods.js';
+import { oneSidedContrastiveLoss } from '../attacks/contrastive.js';
+import { embed } from './methods.js';
 import { disposeLearner, makeLearner, type Learner } from './learner.js';
 import type { CheckpointMeta } from './meta.js';
 
 /**
  * "Threat model I" of the adversarial contrastive papers: the attack maximises the contrastive loss,
  * through the projection head, between the attacked image and the clean image itself (in-batch
- * negatives), with no labels and no classifier. For a cl/scl checkpoint this gives `pgdAttack` the
- * objective of a batch; capture can use it instead of the cross-entropy of the linear head.
+ * negatives), with no labels and no classifier: the one-sided objective (oneSidedContrastiveLoss of
+ * src/attacks/contrastive.ts), as evaluation's `contrastive[N]` and capture's contrastive attack
+ * (docs/evaluation.md says why). For a cl/scl checkpoint this gives `pgdAttack` the objective of a batch.
  */
 export interface ContrastiveThreatModel {
   learner: Learner;
@@ -34,10 +36,9 @@ export async function loadContrastiveThreatModel(dir: string): Promise<Contrasti
   return {
     learner,
     lossFor(x) {
-      const n = x.shape[0];
-      const groups = tf.range(0, n, 1, 'int32') as tf.Tensor1D;
-      const partner = embed(learner, x, false);
-      return { loss: contrastiveAttackLoss(learner, partner, groups), dispose: () => tf.dispose([groups, partner]) };
+      const embedClean = (images: tf.Tensor4D) => embed(learner, images, false);
+      const positives = embedClean(x);
+      return { loss: oneSidedContrastiveLoss(embedClean, positives, learner.cfg.temperature), dispose: () => positives.dispose() };
     },
     dispose: () => disposeLearner(learner),
   };

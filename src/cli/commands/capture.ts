@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { captureActivations, type InputKind } from '../../cka/capture.js';
+import { captureActivations } from '../../cka/capture/capture.js';
+import { ATTACK_LOSSES, type AttackLoss, type InputKind } from '../../cka/capture/source.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { makeTicker } from '../progress.js';
 import { parseList, readAttackOverride } from '../parse.js';
@@ -19,7 +20,7 @@ export const captureCommand: CommandModule = {
       .option('batch-size', { type: 'number', default: 128 })
       .option('layers', { type: 'string', describe: 'Comma-separated tap points (default: all; see `robustsim layers`)' })
       .option('inputs', { type: 'string', default: 'clean,adv', describe: 'clean, adv or clean,adv' })
-      .option('attack-loss', { choices: ['cross-entropy', 'contrastive'], default: 'cross-entropy', describe: 'What the attack maximises: cross-entropy of the label, or the contrastive loss through the projection head (cl/scl models, "threat model I")' })
+      .option('attack-loss', { choices: ATTACK_LOSSES, default: 'cross-entropy', describe: 'What the attack maximises: cross-entropy of the label, or the contrastive loss through the projection head (cl/scl models, "threat model I")' })
       .option('norm', { choices: ['linf', 'l2'], describe: 'Attack norm (default: the model\'s evaluation attack)' })
       .option('eps', { type: 'string', describe: 'Attack radius (default: the model\'s evaluation attack; 8/255 style accepted)' })
       .option('step-size', { type: 'string', describe: 'Attack step size (default: the model\'s evaluation attack)' })
@@ -41,7 +42,7 @@ export const captureCommand: CommandModule = {
       layers: parseList(a.layers),
       inputs: parseList(a.inputs) as InputKind[],
       attack,
-      attackLoss: a['attack-loss'] as 'cross-entropy' | 'contrastive',
+      attackLoss: a['attack-loss'] as AttackLoss,
       onProgress: (done, total) => tick('capture', done, total),
     });
     process.stdout.write(

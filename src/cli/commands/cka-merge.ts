@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { mergeMinibatchRuns } from '../../cka/minibatch-files.js';
+import { mergeMinibatchRuns } from '../../cka/minibatch/files.js';
 
 export const ckaMergeCommand: CommandModule = {
   command: 'cka-merge <dirs..>',

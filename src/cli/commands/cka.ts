@@ -1,15 +1,12 @@
 import type { CommandModule } from 'yargs';
-import { computeSimilarity } from '../../cka/compute.js';
-import type { CkaEstimator } from '../../cka/engine.js';
-import type { InputKind } from '../../cka/capture.js';
-import { parseShard } from '../../cka/minibatch.js';
-import { minibatchSimilarityOfFiles } from '../../cka/minibatch-files.js';
-import type { WrittenSimilarity } from '../../cka/minibatch-output.js';
-import { streamMinibatchCka } from '../../cka/stream.js';
-import type { Formulation } from '../../cka/minibatch-hsic.js';
-import { procrustesSimilarityOfFiles } from '../../cka/procrustes-compute.js';
+import { ATTACK_LOSSES, type AttackLoss, type InputKind } from '../../cka/capture/source.js';
+import { parseShard } from '../../cka/minibatch/batches.js';
+import type { Formulation } from '../../cka/minibatch/hsic.js';
+import { MEASURES, MEASURE_NAMES } from '../../cka/measures/index.js';
+import { ESTIMATORS, type Estimator, type Measure } from '../../cka/similarity/request.js';
+import { runSimilarity } from '../../cka/similarity/run.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
-import { check, InputError } from '../../errors.js';
+import { check } from '../../errors.js';
 import { makeTicker } from '../progress.js';
 import { parseList, readAttackOverride } from '../parse.js';
 
@@ -36,15 +33,14 @@ export const ckaCommand: CommandModule = {
         describe: 'Checkpoint(s) to stream from, instead of --acts: give one, or two (--model A --model B) for A x B as well. Minibatch CKA; no activations are stored',
       })
       .option('estimator', {
-        choices: ['biased', 'debiased', 'minibatch'],
+        choices: ESTIMATORS,
         describe:
           'HSIC estimator: biased = Kornblith et al. 2019 linear CKA; debiased = unbiased HSIC (Song et al. 2012) on all n; minibatch = unbiased HSIC averaged over minibatches (Nguyen et al. 2021). Default: biased with --acts, minibatch (the only one) with --model',
       })
       .option('measure', {
-        choices: ['cka', 'rbf-cka', 'procrustes'],
+        choices: MEASURE_NAMES,
         default: 'cka',
-        describe:
-          'cka = linear CKA; rbf-cka = CKA with the RBF kernel, median-distance bandwidth per minibatch (minibatch estimator; --batch-size n for full data); procrustes = orthogonal Procrustes similarity (--acts only, float64 on the host, O(min(n,p)^3) per pair)',
+        describe: MEASURE_NAMES.map((m) => `${m} = ${MEASURES[m].describe}`).join('; '),
       })
       .option('sets', { type: 'string', describe: 'With --acts: comma-separated set names to use, in this order (default: all, in file order)' })
       .option('out', { type: 'string', demandOption: true, describe: 'Output directory (similarity.arrow is written there; minibatch runs also write accumulators.{json,npy})' })
@@ -72,106 +68,55 @@ export const ckaCommand: CommandModule = {
       .option('eps', { type: 'string', describe: '--model: attack radius (8/255 style accepted; default: each model\'s evaluation attack)' })
       .option('step-size', { type: 'string', describe: '--model: attack step size' })
       .option('steps', { type: 'number', describe: '--model: attack steps' })
-      .option('random-start', { type: 'boolean', describe: '--model: random start in the eps-ball' }),
+      .option('random-start', { type: 'boolean', describe: '--model: random start in the eps-ball' })
+      .option('attack-loss', { choices: ATTACK_LOSSES, describe: '--model: what the attack maximises: cross-entropy of the label (default), or the contrastive loss through the projection head (cl/scl models, "threat model I"), as `capture --attack-loss`' }),
   handler: async (argv) => {
     const a = argv as Record<string, unknown>;
     const models = parseList(a.model);
-    check(Number.isInteger(a.workers) && (a.workers as number) >= 1, '--workers', `expected a positive integer, got ${a.workers}`);
-    check((a.acts === undefined) !== (models.length === 0), '--acts/--model', 'give either --acts (stored activations) or --model (stream from checkpoints), not both and not neither');
-    const measure = a.measure as 'cka' | 'rbf-cka' | 'procrustes';
-    if (measure === 'procrustes') {
-      check(models.length === 0, '--measure', 'procrustes needs all samples at once; use it with --acts (stored activations), not --model');
-      check(a.estimator === undefined, '--estimator', 'does not apply to --measure procrustes');
-      const sets = parseList(a.sets);
-      const res = await procrustesSimilarityOfFiles({ acts: String(a.acts), acts2: a.acts2 === undefined ? undefined : String(a.acts2), sets: sets.length ? sets : undefined, out: String(a.out) });
-      process.stdout.write(`cka: n=${res.similarity.metadata.n}, ${res.similarity.rows.length} x ${res.similarity.cols.length} sets, measure procrustes -> ${res.file}\n`);
-      return;
-    }
-    const estimator = (a.estimator as string | undefined) ?? (models.length > 0 || measure === 'rbf-cka' ? 'minibatch' : 'biased');
-    check(measure === 'cka' || estimator === 'minibatch', '--estimator', `${estimator} is for linear CKA; --measure rbf-cka uses the minibatch estimator (--batch-size <n> gives the debiased full-data value)`);
-    check(models.length === 0 || estimator === 'minibatch', '--estimator', `${estimator} needs all activations at once; --model streams batches and computes the minibatch estimator only`);
-    if (estimator === 'minibatch') {
-      const written = await runMinibatch(a, models);
-      const first = written[0].similarity;
-      for (const w of written) {
-        for (const f of w.flagged) process.stderr.write(`warning: CKA(${f.row}, ${f.col}) = ${f.cka} in ${w.file} is outside [0, 1] beyond rounding or undefined; kept as is\n`);
-      }
-      process.stdout.write(`cka: n=${first.metadata.n} in ${first.metadata.batches} batches of ${first.metadata.batch_size}, estimator minibatch, measure ${a.measure} -> ${written.map((w) => w.file).join(', ')}\n`);
-      return;
-    }
     const sets = parseList(a.sets);
-    const blockRows = a['block-rows'] as number | undefined;
     const memoryMb = a['memory-mb'] as number;
-    check(blockRows === undefined || (Number.isInteger(blockRows) && blockRows >= 1), '--block-rows', `expected a positive integer, got ${blockRows}`);
     check(Number.isFinite(memoryMb) && memoryMb > 0, '--memory-mb', `expected a positive number, got ${memoryMb}`);
-    check(a.shard === undefined, '--shard', 'only the minibatch estimator can be sharded');
-    const tick = makeTicker('tiles');
-    const res = await computeSimilarity({
-      acts: String(a.acts),
+    const stats = a.stats === true;
+    const streamed = models.length > 0;
+    const tick = makeTicker(streamed || a.estimator === 'minibatch' || a.measure === 'rbf-cka' ? 'samples' : 'tiles');
+    const res = await runSimilarity({
+      measure: a.measure as Measure,
+      estimator: a.estimator as Estimator | undefined,
+      acts: a.acts === undefined ? undefined : String(a.acts),
       acts2: a.acts2 === undefined ? undefined : String(a.acts2),
-      estimator: estimator as CkaEstimator,
+      sets: a.sets === undefined ? undefined : sets,
+      models: streamed ? models : undefined,
       out: String(a.out),
-      sets: sets.length > 0 ? sets : undefined,
-      blockRows,
+      blockRows: a['block-rows'] as number | undefined,
+      // The engine's budget: only for the full-data estimators (the default 1024 MiB is always set).
       memoryBytes: Math.round(memoryMb * 1024 * 1024),
+      batchSize: a['batch-size'] as number,
+      seed: a.seed as number,
+      bootstrap: (a.bootstrap as number | undefined) ?? (stats ? STATS_BOOTSTRAP : 0),
+      permutations: (a.permutations as number | undefined) ?? (stats ? STATS_PERMUTATIONS : 0),
+      formulation: a.formulation as Formulation,
+      shard: a.shard === undefined ? undefined : parseShard(String(a.shard)),
       workers: a.workers as number,
+      ...(streamed
+        ? {
+            dataset: a.dataset as DatasetName | undefined,
+            dataDir: a['data-dir'] as string | undefined,
+            split: a.split as 'test' | 'train',
+            n: a.n as number,
+            layers: parseList(a.layers),
+            inputs: parseList(a.inputs) as InputKind[],
+            attack: readAttackOverride(a),
+            attackLoss: a['attack-loss'] as AttackLoss | undefined,
+          }
+        : { attackLoss: a['attack-loss'] as AttackLoss | undefined }),
       onProgress: (done, total) => tick('cka', done, total),
     });
-    const sim = res.similarity;
-    for (const f of res.flagged) process.stderr.write(`warning: CKA(${f.row}, ${f.col}) = ${f.cka} is outside [0, 1] beyond rounding; kept as is\n`);
-    process.stdout.write(`cka: n=${sim.metadata.n}, ${sim.rows.length} x ${sim.cols.length} sets, estimator ${sim.metadata.estimator} -> ${res.file}\n`);
+    for (const w of res.warnings) process.stderr.write(`warning: ${w}\n`);
+    const sim = res.written[0].similarity;
+    const files = res.written.map((w) => w.file).join(', ');
+    const md = sim.metadata;
+    if (md.measure === 'procrustes') process.stdout.write(`cka: n=${md.n}, ${sim.rows.length} x ${sim.cols.length} sets, measure procrustes -> ${files}\n`);
+    else if (md.estimator === 'minibatch') process.stdout.write(`cka: n=${md.n} in ${md.batches} batches of ${md.batch_size}, estimator minibatch, measure ${a.measure} -> ${files}\n`);
+    else process.stdout.write(`cka: n=${md.n}, ${sim.rows.length} x ${sim.cols.length} sets, estimator ${md.estimator} -> ${files}\n`);
   },
 };
-
-async function runMinibatch(a: Record<string, unknown>, models: string[]): Promise<WrittenSimilarity[]> {
-  const stats = a.stats === true;
-  const config = {
-    batchSize: a['batch-size'] as number,
-    seed: a.seed as number,
-    bootstrap: (a.bootstrap as number | undefined) ?? (stats ? STATS_BOOTSTRAP : 0),
-    permutations: (a.permutations as number | undefined) ?? (stats ? STATS_PERMUTATIONS : 0),
-    kernel: a.measure === 'rbf-cka' ? ('rbf' as const) : ('linear' as const),
-  };
-  const shard = a.shard === undefined ? undefined : parseShard(String(a.shard));
-  const formulation = a.formulation as Formulation;
-  check(formulation !== 'feature' || config.kernel === 'linear', '--formulation', 'feature needs the linear kernel; --measure rbf-cka has no feature space (use gram or auto)');
-  if (models.length === 0) {
-    const sets = parseList(a.sets);
-    const tick = makeTicker('samples');
-    return minibatchSimilarityOfFiles({
-      acts: String(a.acts),
-      acts2: a.acts2 === undefined ? undefined : String(a.acts2),
-      sets: sets.length ? sets : undefined,
-      out: String(a.out),
-      config,
-      shard,
-      workers: a.workers as number,
-      run: { formulation },
-      onProgress: (done, total) => tick('cka', done, total),
-    });
-  }
-  if (a.acts2 !== undefined || a.sets !== undefined) throw new InputError('--acts2/--sets: only with --acts; with --model use --layers and a second --model');
-  const attack = readAttackOverride(a);
-  const tick = makeTicker('samples');
-  const res = await streamMinibatchCka({
-    models,
-    out: String(a.out),
-    dataset: a.dataset as DatasetName | undefined,
-    dataDir: a['data-dir'] as string | undefined,
-    split: a.split as 'test' | 'train',
-    n: a.n as number,
-    seed: config.seed,
-    batchSize: config.batchSize,
-    layers: parseList(a.layers),
-    inputs: parseList(a.inputs) as InputKind[],
-    attack,
-    bootstrap: config.bootstrap,
-    permutations: config.permutations,
-    kernel: config.kernel,
-    formulation,
-    shard,
-    workers: a.workers as number,
-    onProgress: (done, total) => tick('cka', done, total),
-  });
-  return res.written;
-}

@@ -3,7 +3,8 @@ import { trainModel, type TrainEvent, type TrainRequest } from '../../train/loop
 import { isFineTuningRegime, SCENARIOS, trainScenario } from '../../pipeline/scenario.js';
 import { DEFAULT_FINE_TUNE } from '../../probe/finetune.js';
 import { FINE_TUNE_OBJECTIVES, type FineTuneObjective } from '../../probe/meta.js';
-import { DEFAULT_TRAIN, FINE_TUNING_REGIMES, type Method, type Scheme, type AugmentName, type Regime } from '../../train/options.js';
+import { DEFAULT_TRAIN, FINE_TUNING_REGIMES, type Method, type Scheme, type AugmentName, type Regime, type TrainConfig } from '../../train/options.js';
+import { defaultMethod, METHOD_PARAMS, methodsFor } from '../../train/methods/index.js';
 import { archNames } from '../../models/architectures.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { logLine, makeTicker } from '../progress.js';
@@ -76,6 +77,25 @@ export function readAttackFlags(argv: Record<string, unknown>, prefix: '' | 'eva
   };
 }
 
+const SCHEMES: Scheme[] = ['sl', 'cl', 'scl'];
+
+/** --method's help from the registry: per scheme (schemes offering the same methods together), its at-methods, the default marked. */
+export function methodHelp(): string {
+  const groups: Array<{ schemes: Scheme[]; text: string }> = [];
+  for (const scheme of SCHEMES) {
+    const text = methodsFor(scheme, 'at')
+      .map((m) => (m === defaultMethod(scheme, 'at') ? `${m} (default)` : m))
+      .join(', ');
+    const same = groups.find((g) => g.text === text);
+    if (same) same.schemes.push(scheme);
+    else groups.push({ schemes: [scheme], text });
+  }
+  return `Adversarial method for --regime at: ${groups.map((g) => `${g.schemes.join('/')}: ${g.text}`).join('; ')} (docs/training-methods.md)`;
+}
+
+/** Every adversarial method, in registry order (each scheme's are methodsFor(scheme, 'at')). */
+const AT_METHODS = [...new Set(SCHEMES.flatMap((s) => methodsFor(s, 'at')))];
+
 export const trainCommand: CommandModule = {
   command: 'train',
   describe: 'Train a model (supervised or contrastive; standard or adversarial) and write a checkpoint directory',
@@ -100,20 +120,12 @@ export const trainCommand: CommandModule = {
         describe:
           'st = standard, at = adversarial training with --method; pat/fat (st-pat/st-fat) = adversarial (standard) pre-training into <out>-encoder, then a head on CE(clean)+CE(adv) on the frozen encoder (pat) or encoder and head (fat)',
       })
-      .option('method', {
-        choices: ['pgd', 'trades', 'study-at', 'rocl', 'clae', 'acl', 'rcl-bound'],
-        describe: 'Adversarial method for --regime at: sl: pgd (default), trades; cl/scl: study-at (default), rocl, clae, acl, rcl-bound (docs/training-methods.md)',
-      })
+      .option('method', { choices: AT_METHODS, describe: methodHelp() })
       .option('augment', { choices: ['none', 'supervised', 'contrastive'], describe: 'Training augmentation (default: supervised = pad 4 + random crop + flip for sl, contrastive for cl/scl; none = off)' })
       .option('temperature', { type: 'number', default: DEFAULT_TRAIN.temperature, describe: 'Contrastive temperature tau (cl/scl)' })
       .option('proj-hidden', { type: 'number', default: DEFAULT_TRAIN.projHidden, describe: 'Projection head hidden units (0 = feature dimension)' })
       .option('proj-dim', { type: 'number', default: DEFAULT_TRAIN.projDim, describe: 'Projection head output dimension' })
-      .option('trades-beta', { type: 'number', default: DEFAULT_TRAIN.tradesBeta, describe: 'TRADES: weight of the KL term' })
-      .option('rocl-lambda', { type: 'number', default: DEFAULT_TRAIN.roclLambda, describe: 'RoCL: the NT-Xent(adv, t2) regulariser is weighted 1/lambda' })
-      .option('clae-alpha', { type: 'number', default: DEFAULT_TRAIN.claeAlpha, describe: 'CLAE: weight of NT-Xent(z_i, z_adv)' })
-      .option('rcl-benign-weight', { type: 'number', default: DEFAULT_TRAIN.rclBenignWeight, describe: 'rcl-bound: w_b, weight of the benign contrastive loss' })
-      .option('rcl-divergence-weight', { type: 'number', default: DEFAULT_TRAIN.rclDivergenceWeight, describe: 'rcl-bound: w_d, weight of the discriminator divergence' })
-      .option('disc-hidden', { type: 'number', default: DEFAULT_TRAIN.discHidden, describe: 'rcl-bound: hidden units of the discriminator' })
+      .options(Object.fromEntries(METHOD_PARAMS.map((p) => [p.flag, { type: 'number' as const, default: p.default, describe: p.help }])))
       .option('epochs', { type: 'number', default: DEFAULT_TRAIN.epochs })
       .option('finetune-epochs', { type: 'number', default: DEFAULT_FINE_TUNE.epochs, describe: 'Fine-tuning epochs of the pat/fat/st-pat/st-fat scenarios' })
       .option('finetune-lr', { type: 'number', default: DEFAULT_FINE_TUNE.lr, describe: 'Fine-tuning learning rate (Adam) of the scenarios' })
@@ -160,12 +172,7 @@ export const trainCommand: CommandModule = {
       temperature: a.temperature as number,
       projHidden: a['proj-hidden'] as number,
       projDim: a['proj-dim'] as number,
-      tradesBeta: a['trades-beta'] as number,
-      roclLambda: a['rocl-lambda'] as number,
-      claeAlpha: a['clae-alpha'] as number,
-      rclBenignWeight: a['rcl-benign-weight'] as number,
-      rclDivergenceWeight: a['rcl-divergence-weight'] as number,
-      discHidden: a['disc-hidden'] as number,
+      ...(Object.fromEntries(METHOD_PARAMS.map((p) => [p.key, a[p.flag]])) as Partial<Pick<TrainConfig, (typeof METHOD_PARAMS)[number]['key']>>),
       epochs: a.epochs as number,
       batchSize: a['batch-size'] as number,
       optimizer: a.optimizer as 'sgd' | 'adam',
