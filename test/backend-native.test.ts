@@ -26,7 +26,7 @@ after(async () => {
   await tf.setBackend('wasm');
 });
 
-const needs = (lib: 'blas' | 'dnnl') => () => (available[lib] ? false : `${lib === 'blas' ? 'OpenBLAS (libopenblas0-pthread)' : 'oneDNN (libdnnl2)'} or koffi not installed`);
+const needs = (lib: 'blas' | 'dnnl') => () => (available[lib] ? false : `${lib === 'blas' ? 'OpenBLAS (libopenblas0-pthread)' : 'oneDNN (libdnnl2)'} not loaded (not installed, koffi missing, or ROBUSTSIM_NATIVE=off)`);
 
 function randomArray(n: number, seed: number): Float32Array {
   const rng = makeRng(seed);
