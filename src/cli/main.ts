@@ -15,6 +15,7 @@ import { evalCommand } from './commands/eval.js';
 import { finetuneCommand } from './commands/finetune.js';
 import { layerProbesCommand } from './commands/layer-probes.js';
 import { studyCommand } from './commands/study.js';
+import { importCommand } from './commands/import.js';
 
 /** Commands that never touch tensors skip backend start-up. */
 const NO_BACKEND = new Set(['layers', 'report', 'cka-merge']);
@@ -57,6 +58,7 @@ async function main(): Promise<void> {
     .command(finetuneCommand)
     .command(layerProbesCommand)
     .command(studyCommand)
+    .command(importCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()
     .recommendCommands()

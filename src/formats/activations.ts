@@ -3,7 +3,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { writeStreamAtomic } from '../util/atomic.js';
-import { readNpyFloat32, readNpyInt32 } from './npy.js';
+import { readNpyFloat32, readNpyInt32, npyToFloat32, type NpyArray } from './npy.js';
+import { readNpz } from './npz.js';
+import { readSafetensors } from './safetensors.js';
 
 /**
  * The activation file written by `capture` and read by `cka`: an Arrow IPC file with
@@ -139,7 +141,9 @@ export async function readActivations(source: string, opts: ReadActivationsOptio
   } catch (err) {
     throw new InputError(`${source}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  return stat.isDirectory() ? readNpyDirectory(source, opts) : readArrowActivations(source, opts);
+  if (stat.isDirectory()) return readNpyDirectory(source, opts);
+  const archive = ARRAY_ARCHIVES.find((a) => source.toLowerCase().endsWith(a.ext));
+  return archive ? activationsFromArrays(source, await archive.read(source), opts) : readArrowActivations(source, opts);
 }
 
 /** Pick the requested names out of the available ones, failing with the list of what exists. */
@@ -360,4 +364,45 @@ async function readMetadataJson(file: string): Promise<Record<string, unknown>> 
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InputError(`${file}: expected a JSON object`);
   return value as Record<string, unknown>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-file array archives saved by PyTorch/NumPy users: .safetensors and .npz
+
+/** Archives of named arrays, by file extension: name -> array, plus the file's own metadata. */
+const ARRAY_ARCHIVES: Array<{ ext: string; read: (file: string) => Promise<{ arrays: Map<string, NpyArray>; metadata: Record<string, unknown> }> }> = [
+  { ext: '.npz', read: async (f) => ({ arrays: await readNpz(f), metadata: {} }) },
+  { ext: '.safetensors', read: async (f) => { const { tensors, metadata } = await readSafetensors(f); return { arrays: tensors, metadata: { ...metadata } }; } },
+];
+
+/**
+ * Named arrays -> activation sets, as a `.npy` directory is read: one set per array (first axis =
+ * samples, the rest flattened), the same sample count for all, `sample_ids` and `labels` arrays
+ * as the sample ids and labels; sets in natural order of their names.
+ */
+export function activationsFromArrays(source: string, archive: { arrays: Map<string, NpyArray>; metadata: Record<string, unknown> }, opts: ReadActivationsOptions = {}): Activations {
+  const reserved = new Set(['sample_ids', 'labels']);
+  const available = [...archive.arrays.keys()].filter((k) => !reserved.has(k)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+  if (available.length === 0) throw new InputError(`${source}: no activation arrays (only ${[...archive.arrays.keys()].join(', ')})`);
+  const sets: ActivationSet[] = [];
+  for (const name of selectSets(source, available, opts.sets)) {
+    const arr = archive.arrays.get(name)!;
+    const where = `${source}: '${name}'`;
+    if (arr.shape.length === 0) throw new InputError(`${where}: a scalar; expected an array whose first axis is samples`);
+    const n = arr.shape[0];
+    const dim = arr.shape.slice(1).reduce((a, b) => a * b, 1);
+    if (sets.length > 0 && n !== sets[0].n) throw new InputError(`${where}: ${n} samples, but '${sets[0].name}' has ${sets[0].n}`);
+    if (dim === 0) throw new InputError(`${where}: shape (${arr.shape.join(', ')}) has no features`);
+    sets.push({ name, n, dim, data: npyToFloat32(arr) });
+  }
+  const n = sets[0].n;
+  const ints = (key: string): Int32Array | undefined => {
+    const arr = archive.arrays.get(key);
+    if (!arr) return undefined;
+    if (arr.shape.length !== 1 || arr.shape[0] !== n) throw new InputError(`${source}: '${key}' has shape (${arr.shape.join(', ')}), expected (${n},) to match the activations`);
+    const f = npyToFloat32(arr);
+    if (f.some((v) => !Number.isInteger(v))) throw new InputError(`${source}: '${key}' must hold integers`);
+    return Int32Array.from(f);
+  };
+  return { sampleIds: ints('sample_ids') ?? Int32Array.from({ length: n }, (_, i) => i), labels: ints('labels'), sets, metadata: archive.metadata, source };
 }

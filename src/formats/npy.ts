@@ -86,6 +86,37 @@ export async function readNpyInt32(file: string): Promise<{ shape: number[]; dat
   throw new InputError(`${file}: expected an integer dtype (<i4, <i8 or |u1), got ${arr.dtype}`);
 }
 
+/**
+ * Decode `.npy` bytes held in memory (a member of an `.npz` archive), with the same checks as
+ * readNpy; `where` names the archive and member in errors.
+ */
+export function decodeNpy(bytes: Uint8Array, where: string): NpyArray {
+  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new InputError(`${where}: not a .npy file (missing the \\x93NUMPY magic)`);
+  const major = bytes[6];
+  if (major !== 1 && major !== 2 && major !== 3) throw new InputError(`${where}: unsupported .npy format version ${major}.${bytes[7]} (1.0, 2.0 and 3.0 are read)`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lenBytes = major === 1 ? 2 : 4;
+  if (bytes.length < 8 + lenBytes) throw new InputError(`${where}: truncated .npy header`);
+  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const start = 8 + lenBytes;
+  if (start + headerLen > bytes.length) throw new InputError(`${where}: truncated .npy header (declares ${headerLen} bytes, has ${bytes.length - start})`);
+  const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(start, start + headerLen));
+  const { dtype, shape } = parseHeaderDict(text, where);
+  const expected = shape.reduce((a, b) => a * b, 1) * ITEM_SIZE[dtype];
+  const actual = bytes.length - start - headerLen;
+  if (actual !== expected) throw new InputError(`${where}: shape (${shape.join(', ')}) of ${dtype} needs ${expected} data bytes, the member has ${actual}`);
+  const buffer = bytes.slice(start + headerLen).buffer as ArrayBuffer;
+  return { dtype, shape, data: viewAs(dtype, buffer) };
+}
+
+/** Any supported array as float32 (activations). */
+export function npyToFloat32(arr: NpyArray): Float32Array {
+  if (arr.data instanceof Float32Array) return arr.data;
+  const out = new Float32Array(arr.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = Number(arr.data[i]);
+  return out;
+}
+
 async function readHeader(fh: fs.FileHandle, file: string, size: number): Promise<NpyHeader> {
   const pre = new Uint8Array(12);
   const { bytesRead } = await fh.read(pre, 0, 12, 0);

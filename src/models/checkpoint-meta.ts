@@ -41,7 +41,7 @@ export interface CheckpointMeta<Config extends RecordedTrainConfig = RecordedTra
   format: 'robustsim-checkpoint/1';
   name: string;
   config: Config;
-  archConfig: ArchConfig;
+  archConfig: ArchConfig | ImportedArch;
   inputShape: [number, number, number];
   numClasses: number;
   classNames: string[];
@@ -57,4 +57,28 @@ export interface CheckpointMeta<Config extends RecordedTrainConfig = RecordedTra
   metrics?: { cleanAccuracy: number; robustAccuracy: number; evalSamples: number; evalAttack: PgdOptions };
   backend: string;
   provenance: Provenance;
+  /** Set for a model imported from another framework (`robustsim import`): where it came from and its input convention. */
+  imported?: ImportRecord;
+}
+
+/** Architecture of an imported model: the graph came from a file, not from a preset. */
+export interface ImportedArch {
+  family: 'onnx';
+  source: string;
+  opset: number;
+}
+
+/** meta.json's record of an import: the input convention attacks and data loaders rely on. */
+export interface ImportRecord {
+  source: string;
+  format: 'onnx';
+  opset: number;
+  producer: string;
+  inputLayout: string;
+  inputShapeNchw: [number, number, number];
+  /** Pixel range the original model expects; robustsim feeds [0, 1] pixels and scales at the input. */
+  range: [number, number];
+  mean: number[] | null;
+  std: number[] | null;
+  tapPattern: string[] | null;
 }

@@ -2,12 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
+// Imported ONNX models use a few custom layers; registering them here lets every loader read them.
+import '../import/onnx/layers.js';
 
 export interface NamedTensor {
   name: string;
   tensor: tf.Tensor;
 }
 import { writeDirAtomic, exists } from '../util/atomic.js';
+import { readInside } from '../util/safe-path.js';
 
 /**
  * Checkpoints are a directory in the TensorFlow.js LayersModel format (model.json + weights.bin,
@@ -39,9 +42,45 @@ async function encodeGroup(weights: NamedTensor[]): Promise<{ specs: tf.io.Weigh
   return { specs: enc.specs, data: new Uint8Array(toArrayBuffer(enc.data)) };
 }
 
-async function decodeGroup(jsonFile: string, binFile: string): Promise<NamedTensor[]> {
-  const specs = JSON.parse(await fs.readFile(jsonFile, 'utf8')) as tf.io.WeightsManifestEntry[];
-  const buf = await fs.readFile(binFile);
+/** No checkpoint file may declare more than this many bytes of weights (16 GiB of float32). */
+const MAX_WEIGHT_BYTES = 2 ** 34;
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
+
+/**
+ * Weight specs read from an untrusted file: names, shapes and dtypes checked, and the total size
+ * they declare computed before any buffer is read or allocated.
+ */
+function checkSpecs(specs: unknown, where: string): { specs: tf.io.WeightsManifestEntry[]; bytes: number } {
+  if (!Array.isArray(specs)) throw new InputError(`${where}: expected a list of weight specs`);
+  let bytes = 0;
+  for (const [i, s] of specs.entries()) {
+    const spec = s as Partial<tf.io.WeightsManifestEntry>;
+    const at = `${where}: weight ${i} ('${String(spec?.name)}')`;
+    if (!spec || typeof spec.name !== 'string') throw new InputError(`${at}: expected a 'name' string`);
+    if (!Array.isArray(spec.shape) || spec.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new InputError(`${at}: 'shape' must be a list of non-negative integers`);
+    const width = DTYPE_BYTES[spec.dtype ?? ''];
+    if (width === undefined || spec.quantization) throw new InputError(`${at}: dtype '${spec.dtype}'${spec.quantization ? ' (quantized)' : ''} not supported (float32, int32, bool)`);
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    bytes += count * width;
+    if (!Number.isSafeInteger(bytes) || bytes > MAX_WEIGHT_BYTES) throw new InputError(`${at}: declared shapes need more than ${MAX_WEIGHT_BYTES} bytes`);
+  }
+  return { specs: specs as tf.io.WeightsManifestEntry[], bytes };
+}
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  try {
+    return JSON.parse(await fs.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new InputError(`${file}: cannot read ${what} (${(err as Error).message})`);
+  }
+}
+
+/** A specs file and its binary, both inside `dir`, with the binary's size checked against the specs first. */
+async function decodeWeightFiles(dir: string, jsonName: string, binName: string): Promise<NamedTensor[]> {
+  const jsonFile = path.join(dir, jsonName);
+  const { specs, bytes } = checkSpecs(await readJson(jsonFile, 'weight specs'), jsonFile);
+  const buf = await readInside(dir, binName, `${jsonFile}: weights file`, bytes);
+  if (buf.byteLength !== bytes) throw new InputError(`${path.join(dir, binName)}: ${buf.byteLength} bytes, ${jsonName} declares ${bytes} (truncated or from another model)`);
   const map = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer, specs);
   return specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
 }
@@ -165,34 +204,41 @@ export async function loadCheckpoint<M>(
     throw new InputError(`${modelFile}: expected fields 'modelTopology' and 'weightsManifest'`);
   }
   const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
-    const specs = manifest.flatMap((g) => g.weights);
+    const specs = manifest.flatMap((g, gi) => {
+      if (!g || !Array.isArray(g.paths) || !Array.isArray(g.weights)) throw new InputError(`${modelFile}: weightsManifest[${gi}] needs 'paths' and 'weights' lists`);
+      return g.weights;
+    });
+    const { bytes: expected } = checkSpecs(specs, `${modelFile}: weightsManifest`);
     const buffers: ArrayBuffer[] = [];
-    for (const group of manifest) {
-      for (const p of group.paths) {
-        const file = path.join(resolved, p);
-        let buf: Buffer;
-        try {
-          buf = await fs.readFile(file);
-        } catch {
-          throw new InputError(`${file}: weight file listed in ${MODEL_JSON} is missing`);
-        }
+    let read = 0;
+    for (const [gi, group] of manifest.entries()) {
+      for (const [pi, p] of group.paths.entries()) {
+        const where = `${modelFile}: weightsManifest[${gi}].paths[${pi}]`;
+        const buf = await readInside(resolved, p, where, expected - read);
+        read += buf.byteLength;
         buffers.push(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer);
       }
     }
-    const data = tf.io.CompositeArrayBuffer.join(buffers);
-    const expected = specs.reduce((sum, s) => sum + s.shape.reduce((a, b) => a * b, 1) * 4, 0);
-    if (data.byteLength !== expected) {
-      throw new InputError(`${path.join(resolved, WEIGHTS_BIN)}: ${data.byteLength} bytes, expected ${expected} (truncated or from another model)`);
+    if (read !== expected) {
+      const files = manifest.flatMap((g) => g.paths).join(', ');
+      throw new InputError(`${modelFile}: weight file(s) ${files}: ${read} bytes, expected ${expected} as the manifest declares (truncated or from another model)`);
     }
-    return [specs, data];
+    return [specs, tf.io.CompositeArrayBuffer.join(buffers)];
   });
-  const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  let model: tf.LayersModel;
+  try {
+    model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  } catch (err) {
+    throw new InputError(`${modelFile}: not a loadable model (${(err as Error).message.split('\n')[0]})`);
+  }
   let optimizerWeights: NamedTensor[] | undefined;
   if (opts.withOptimizer && (await exists(path.join(resolved, OPTIMIZER_JSON)))) {
-    const specs = JSON.parse(await fs.readFile(path.join(resolved, OPTIMIZER_JSON), 'utf8')) as tf.io.WeightsManifestEntry[];
-    const buf = await fs.readFile(path.join(resolved, OPTIMIZER_BIN));
-    const map = tf.io.decodeWeights(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer, specs);
-    optimizerWeights = specs.map((s) => ({ name: s.name, tensor: map[s.name] }));
+    try {
+      optimizerWeights = await decodeWeightFiles(resolved, OPTIMIZER_JSON, OPTIMIZER_BIN);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
   }
   let extraWeights: Record<string, NamedTensor[]> | undefined;
   for (const group of opts.extraWeights ?? []) {
@@ -201,7 +247,12 @@ export async function loadCheckpoint<M>(
       model.dispose();
       throw new InputError(`${json}: missing (the checkpoint in '${dir}' has no '${group}' weights)`);
     }
-    (extraWeights ??= {})[group] = await decodeGroup(json, bin);
+    try {
+      (extraWeights ??= {})[group] = await decodeWeightFiles(resolved, path.basename(json), path.basename(bin));
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
   }
   return { model, meta, optimizerWeights, extraWeights };
 }
