@@ -1,4 +1,4 @@
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 
 /**
  * Synthetic activation sets shaped like a CIFAR ResNet-18 hooked at 18 points (stem, the 16 convs

@@ -12,7 +12,8 @@ import { readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '../src/backend/index.js';
+import { describeBackend, initBackend } from '../src/backend/index.js';
+import { loadLine, machineLine } from './machine.js';
 import { linearCkaMatrix } from '../src/cka/engine/engine.js';
 import { linearCkaMatrixInWorkers } from '../src/cka/engine/workers.js';
 import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
@@ -39,6 +40,7 @@ const width = arg('width', 16);
 const pairs = arg('pairs', 12);
 const batchSize = arg('batch-size', 256);
 const workers = arg('workers', 2);
+const skipWorkers = process.argv.includes('--no-workers');
 const python = process.env.ROBUSTSIM_BENCH_PYTHON ?? '/usr/bin/python3';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.resolve(here, '../../bench/cka_numpy.py');
@@ -47,7 +49,8 @@ const backend = await initBackend(process.argv.includes('--cpu') ? 'cpu' : 'auto
 const widths = resnet18Widths(width);
 const sets = syntheticSets(n, widths);
 const features = sets.reduce((s, x) => s + x.dim, 0);
-console.log(`Machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, backend ${backend}`);
+console.log(`Machine: ${machineLine()}; backend ${describeBackend()}`);
+console.log(`Load at the start: ${loadLine()}`);
 console.log(`Data: ${sets.length} sets, n = ${n}, widths ${widths.join(',')} (x2: clean, adv), ${features} features, ${((4 * n * features) / 2 ** 30).toFixed(2)} GiB float32\n`);
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'robustsim-bench-cka-'));
@@ -61,9 +64,9 @@ try {
   const ours = await linearCkaMatrix(sets, null, { estimator: 'biased' });
   const tEngine = (performance.now() - t0) / 1000;
   t0 = performance.now();
-  const inWorkers = await linearCkaMatrixInWorkers(sets, null, { estimator: 'biased' }, workers);
+  const inWorkers = skipWorkers ? null : await linearCkaMatrixInWorkers(sets, null, { estimator: 'biased' }, workers);
   const tWorkers = (performance.now() - t0) / 1000;
-  const workerDiff = Math.max(...Array.from(inWorkers.cka, (v, k) => Math.abs(v - ours.cka[k])));
+  const workerDiff = inWorkers ? Math.max(...Array.from(inWorkers.cka, (v, k) => Math.abs(v - ours.cka[k]))) : NaN;
   t0 = performance.now();
   await minibatchStateOfSets(sets, { batchSize, seed: 0, bootstrap: 0, permutations: 0 });
   const tMinibatch = (performance.now() - t0) / 1000;
@@ -71,7 +74,7 @@ try {
 
   const rows: [string, number, string][] = [
     [`robustsim tiled engine (biased, full data; ${backend})`, tEngine, 'same estimator as the NumPy rows'],
-    [`robustsim tiled engine, ${workers} worker threads`, tWorkers, `max diff to one thread ${workerDiff.toExponential(1)}`],
+    ...(inWorkers ? [[`robustsim tiled engine, ${workers} worker threads`, tWorkers, `max diff to one thread ${workerDiff.toExponential(1)}`] as [string, number, string]] : []),
     [`robustsim minibatch (batch ${batchSize}; ${backend})`, tMinibatch, 'unbiased HSIC per batch: ~n*b work instead of n^2'],
   ];
   const py = spawnSync(python, [script, dir, String(pairs)], { encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -92,6 +95,7 @@ try {
   for (const [name, s, note] of rows) console.log(`| ${name} | ${s.toFixed(1)} | ${(s / tEngine).toFixed(2)}x | ${note} |`);
   console.log(`\nPeak RSS of the robustsim process: ${rss.toFixed(0)} MiB (the sets themselves: ${((4 * n * features) / 2 ** 20).toFixed(0)} MiB).`);
   if (agreement) console.log(agreement);
+  console.log(`Load at the end: ${loadLine()} (a shared machine: both sides ran in this run under the same load)`);
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

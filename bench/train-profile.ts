@@ -11,7 +11,8 @@
  * The process CPU time per step is printed too: on a shared, loaded machine it varies less than wall time.
  */
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend/index.js';
+import { describeBackend, initBackend } from '../src/backend/index.js';
+import { loadLine, machineLine } from './machine.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { trainStep } from '../src/train/methods.js';
 import { makeLearner, learnerVariables, disposeLearner } from '../src/train/learner.js';
@@ -141,6 +142,8 @@ async function profile(label: string, cfgPart: Partial<TrainConfig>): Promise<vo
 const backend = await initBackend('wasm');
 instrumentWasmKernels();
 console.log(`# wasm kernel profile of one training step (backend ${backend}, resnet-small, 32x32x3, Adam)`);
+console.log(`\nBackend: ${describeBackend()}. Machine: ${machineLine()}; ${loadLine()} at the start.`);
 // Unaugmented, as bench:train's sl rows, so the two benches profile the same step.
 if (methods.includes('st')) await profile('ST (sl, cross-entropy)', { scheme: 'sl', regime: 'st', augment: 'none' });
 if (methods.includes('pgd')) await profile('PGD-AT (sl, PGD-5 8/255)', { scheme: 'sl', regime: 'at', method: 'pgd', augment: 'none' });
+console.log(`\nLoad at the end: ${loadLine()}`);

@@ -11,10 +11,12 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../src/backend/index.js';
+import { describeBackend, initBackend, native, type BackendChoice } from '../src/backend/index.js';
+import { loadLine, machineLine } from './machine.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { trainStep } from '../src/train/methods.js';
-import { startDataParallel, DATA_PARALLEL_BACKENDS } from '../src/train/data-parallel.js';
+import { startDataParallel } from '../src/train/data-parallel.js';
+import { THREAD_BACKENDS } from '../src/parallel/threads.js';
 import { makeLearner, learnerVariables, disposeLearner } from '../src/train/learner.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { augment, CONTRASTIVE_AUGMENT } from '../src/train/augment.js';
@@ -60,6 +62,8 @@ const ROWS: Row[] = [
 ];
 
 const backend = await initBackend(backendChoice);
+const loadBefore = loadLine();
+const mainThreads = native.nativeSummary()?.threads ?? 1;
 function batchOf(n: number): { x: tf.Tensor4D; y: tf.Tensor1D } {
   return {
     x: tf.randomUniform([n, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D,
@@ -70,7 +74,7 @@ const { x, y } = batchOf(batch);
 
 async function measure(row: Row): Promise<number> {
   // Worker threads run CPU backends only (each thread its own instance).
-  if (row.workers && !DATA_PARALLEL_BACKENDS.includes(backend)) return NaN;
+  if (row.workers && !(THREAD_BACKENDS as readonly string[]).includes(backend)) return NaN;
   const cfg = resolveTrainConfig({ arch: 'resnet-small', attack, weightDecay: 0, ...row.cfg });
   const { model } = buildModel({ arch: resolveArch(cfg.arch), inputShape: [32, 32, 3], numClasses: 10, seed: 0 });
   const featureDim = model.getLayer('pool').outputShape[1] as number;
@@ -79,6 +83,9 @@ async function measure(row: Row): Promise<number> {
   const optimizer = tf.train.adam(1e-3);
   const images = row.images ?? batch;
   const data = images === batch ? { x, y } : batchOf(images);
+  // Native threads x compute threads stay within the cores: each of the N threads gets floor(cores / N).
+  native.setNativeThreads(row.workers ? native.threadsPerWorker(row.workers) : mainThreads);
+  if (row.workers) process.env[native.NATIVE_THREADS_ENV] = String(native.threadsPerWorker(row.workers)); // the workers read it
   const parallel = row.workers ? await startDataParallel(learner, row.workers, [32, 32, 3], cfg.scheme === 'sl' ? undefined : { hidden: featureDim, dim: 128 }) : null;
   const flat = parallel ? { x: data.x.dataSync() as Float32Array, y: data.y.dataSync() as Int32Array } : null;
   const run = async (i: number) => {
@@ -129,8 +136,9 @@ const aug = await augmentRate();
 tf.dispose([x, y]);
 const torch = torchRates();
 
-const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-console.log(`Machine: ${os.cpus().length} x ${cpu}, Node ${process.version}, robustsim backend ${backend}; ${torch.note}.`);
+native.setNativeThreads(mainThreads);
+console.log(`Machine: ${machineLine()}; robustsim backend ${describeBackend()}; ${torch.note}.`);
+console.log(`Load: ${loadBefore} at the start, ${loadLine()} at the end (the machine is shared: figures under load are noisy; the PyTorch column ran in the same run).`);
 console.log(`Small ResNet (resnet-small: 3 stages x 1 basic block, width 16), 32x32x3 inputs, batch ${batch}, Adam, ${steps} timed steps after ${warmup} warm-up.\n`);
 console.log(`| training step | robustsim (${backend}) img/s | PyTorch img/s | robustsim / PyTorch |`);
 console.log('|---|---|---|---|');

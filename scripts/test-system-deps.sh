@@ -7,10 +7,12 @@
 # Each package and the tests that need it:
 #   chromium                                  report-browser (the HTML report in a real browser)
 #   libegl1 libegl-mesa0 libgl1-mesa-dri libgles2   webgpu tests (Dawn on Mesa's llvmpipe)
+#   slurm-wlm munge                           study-run (--slurm on a single-node cluster: .ci/slurm-up.sh)
+#   libopenblas0-pthread libdnnl2             backend-native (OpenBLAS and oneDNN kernels; docs/native.md)
 #   python3-torch python3-torchvision python3-onnx python3-numpy   onnx-import (PyTorch's side of the comparison)
 set -euo pipefail
 
-packages=(chromium libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 python3-torch python3-torchvision python3-onnx python3-numpy)
+packages=(chromium libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 slurm-wlm munge libopenblas0-pthread libdnnl2 python3-torch python3-torchvision python3-onnx python3-numpy)
 
 if [ "${ROBUSTSIM_SKIP_SYSTEM_DEPS:-}" = 1 ]; then
   echo "test-system-deps: ROBUSTSIM_SKIP_SYSTEM_DEPS=1, not checking system packages" >&2

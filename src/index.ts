@@ -21,7 +21,7 @@ export { METHODS, methodsFor, defaultMethod, type MethodSpec, type ContrastiveSp
 export { contrastiveObjective, contrastiveAttackObjective, runContrastiveAttack } from './train/contrastive-objective.js';
 export { oneSidedContrastiveLoss, oneSidedNtXentPerSample, symmetricContrastiveLoss, contrastiveLoss, ntXentPerSample } from './attacks/contrastive.js';
 export { buildProjectionHead, l2Normalize, type ProjectionConfig } from './models/projection.js';
-export type { CheckpointMeta } from './train/meta.js';
+export type { TrainCheckpointMeta as CheckpointMeta } from './train/meta.js';
 export { captureActivations, type CaptureOptions } from './cka/capture/capture.js';
 export { linearCkaMatrix, type CkaEstimator } from './cka/engine/engine.js';
 export { computeSimilarity } from './cka/similarity/shortcuts.js';
@@ -53,7 +53,21 @@ export { layerProbes, type LayerProbeOptions, type LayerProbeResult } from './pr
 export { loadClassifier, attachHead, type Classifier } from './probe/classifier.js';
 export { FINE_TUNE_MODES, type FineTuneMode, type ProbeMeta } from './probe/meta.js';
 export { readEval, writeEval, type EvalTableRow } from './formats/eval.js';
-export { importOnnx, convertOnnx, selectTaps, type ImportOptions } from './import/onnx/import.js';
+// AutoAttack: components, presets and checks (issue 11 item 4).
+export { ATTACKS, PRESETS, attackDefinition, type AttackDefinition, type AttackContext, type AttackKind } from './attacks/suite.js';
+export { apgdTargeted, targetedObjective, DEFAULT_TARGETS, type ApgdTargetedOptions } from './attacks/apgd-targeted.js';
+export { fabTargeted, fabTargetedMinNorm, DEFAULT_FAB, type FabOptions, type FabResult } from './attacks/fab.js';
+export { projectOntoHyperplaneInBox } from './attacks/fab-projections.js';
+export { squareAttackRun, DEFAULT_SQUARE, type SquareOptions, type SquareResult } from './attacks/square.js';
+export { squareP, squareSide, squarePattern } from './attacks/square-schedule.js';
+export { AUTOATTACK_STANDARD, AUTOATTACK_RAND, presetSpec, presetComponents, type AttackPreset, type PresetBudget } from './attacks/autoattack.js';
+export { attackConsistency, presetSquareCheck, modelChecks, CHECK_TOLERANCE, type EvalWarning, type CheckName } from './attacks/checks.js';
+export { targetedDlrPerSample, marginPerSample } from './attacks/losses.js';
+export { logitsOf, type LogitsFn } from './attacks/rows.js';
+export { formatEvalWarnings, type EvaluationResult } from './probe/eval-run.js';
+export { loadStudy, planStatus, formatPlan, prepareStudyDir, runLocal, runStage, studySchema, parseStudyConfig, PRESETS as STUDY_PRESETS, type StudyConfig, type StudyContext } from './pipeline/study/index.js';
+export { matricesOf, scoreInterval, meanOffDiagonal, blockScore, strongestBlock, meanDiagonal, bestMatch, duplicateTaps, type Interval as ScoreInterval } from './cka/scores/scores.js';
+export { importOnnx, convertOnnx, selectTaps, type ImportOptions } from './pipeline/import-onnx.js';
 export { SUPPORTED_OPS as ONNX_SUPPORTED_OPS } from './import/onnx/build.js';
 export { readSafetensors } from './formats/safetensors.js';
 export { readNpz } from './formats/npz.js';

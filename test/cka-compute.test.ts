@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from '../src/errors.js';
 import { makeRng } from '../src/util/rng.js';
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 import { computeSimilarity } from '../src/cka/similarity/shortcuts.js';
 import { linearCkaBiased, linearCkaDebiased, matrixFromSet } from '../src/cka/measures/reference.js';
 import { writeActivations } from '../src/formats/activations.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../src/errors.js';
 import { makeRng } from '../src/util/rng.js';
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 import { linearCkaMatrix, planTiles, type CkaEngineOptions, type CkaEstimator } from '../src/cka/engine/engine.js';
 import { gram, centerColumns, hsicBiased, hsicUnbiased, linearCkaBiased, linearCkaDebiased, matrixFromSet } from '../src/cka/measures/reference.js';
 

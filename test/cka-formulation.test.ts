@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Matrix } from 'ml-matrix';
 import { InputError } from '../src/errors.js';
 import { makeRng, permutation } from '../src/util/rng.js';
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 import { batchHsic, batchHsicPlanned, type BatchHsic } from '../src/cka/minibatch/hsic.js';
 import { batchFlops, planFormulation } from '../src/cka/minibatch/hsic-plan.js';
 import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';

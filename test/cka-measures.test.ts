@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Matrix } from 'ml-matrix';
 import { makeRng } from '../src/util/rng.js';
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
 import { minibatchMatrix } from '../src/cka/minibatch/result.js';
 import { procrustesMatrix } from '../src/cka/measures/procrustes-matrix.js';

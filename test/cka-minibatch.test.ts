@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Matrix } from 'ml-matrix';
 import { InputError } from '../src/errors.js';
 import { makeRng } from '../src/util/rng.js';
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 import { batchHsic } from '../src/cka/minibatch/hsic.js';
 import { minibatchStateOfSets, parseShard, planBatches, accumulateMinibatches, type MinibatchBatch } from '../src/cka/minibatch/batches.js';
 import { emptyState, mergeStates, type MinibatchConfig } from '../src/cka/minibatch/state.js';

@@ -15,7 +15,7 @@ import { readActivations } from '../src/formats/activations.js';
 import { readSimilarity } from '../src/formats/similarity.js';
 import { readAccumulators } from '../src/formats/accumulators.js';
 import { matrixFromSet, minibatchCka } from '../src/cka/measures/reference.js';
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 import { InputError } from '../src/errors.js';
 
 const FIXTURE = path.resolve('fixtures/cifar10');

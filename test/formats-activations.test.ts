@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { InputError } from '../src/errors.js';
-import type { ActivationSet } from '../src/cka/activation-set.js';
+import type { ActivationSet } from '../src/formats/activations.js';
 import { readActivations, writeActivations } from '../src/formats/activations.js';
 import { writeNpy } from '../src/formats/npy.js';
 

@@ -9,7 +9,7 @@ import seedrandom from 'seedrandom';
 import { initBackend } from '../src/backend/index.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/models/checkpoint.js';
-import { importOnnx } from '../src/import/onnx/import.js';
+import { importOnnx } from '../src/pipeline/import-onnx.js';
 import { InputError } from '../src/errors.js';
 
 /** Model files are untrusted input: loaders stay inside the model's directory and fail cleanly. */

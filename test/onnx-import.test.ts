@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
-import { convertOnnx, importOnnx } from '../src/import/onnx/import.js';
+import { convertOnnx, importOnnx } from '../src/pipeline/import-onnx.js';
 import { loadCheckpoint } from '../src/models/checkpoint.js';
 import { tapModel } from '../src/models/architectures.js';
 import { readNpyFloat32, readNpyInt32 } from '../src/formats/npy.js';
-import type { CheckpointMeta } from '../src/train/meta.js';
+import type { CheckpointMeta } from '../src/models/checkpoint-meta.js';
 
 /**
  * The importer against PyTorch itself: test/pytorch/export_reference.py exports a torchvision

@@ -6,6 +6,11 @@ import * as path from 'node:path';
 import { initBackend } from '../src/backend/index.js';
 import { DEMO_DEFAULTS, runDemo, type DemoSettings } from '../src/pipeline/demo.js';
 
+// Bit-for-bit equality between worker threads and one thread holds at equal native thread counts
+// (oneDNN's filter-gradient reduction order depends on its thread count; docs/native.md): the demo's
+// workers get 1 native thread each, so the sequential run on the main thread gets 1 too.
+process.env.ROBUSTSIM_NATIVE_THREADS ??= '1';
+
 let root: string;
 before(async () => {
   await initBackend('wasm');

@@ -10,7 +10,7 @@ import { trainModel } from '../src/train/loop.js';
 import { fineTune, type FineTuneOptions } from '../src/probe/finetune.js';
 import { fineTuneVariables, startFineTuneParallel, type FineTuneShardSettings } from '../src/probe/finetune-parallel.js';
 import { fineTuneAttack, fineTuneLoss } from '../src/probe/objective.js';
-import { shardRanges } from '../src/train/replica.js';
+import { shardRanges } from '../src/parallel/weights.js';
 import { subSeed } from '../src/util/rng.js';
 import { readMeta, loadCheckpoint } from '../src/models/checkpoint.js';
 import { InputError } from '../src/errors.js';

@@ -17,8 +17,9 @@ import { ascentStep, pgdStartPoint } from '../src/attacks/pgd.js';
 import { subSeed } from '../src/util/rng.js';
 import { contrastiveGroups } from '../src/train/contrastive.js';
 import { startDataParallel } from '../src/train/data-parallel.js';
-import { attackHasPartner, Replica, shardAttackOptions, shardRanges, weightedSum } from '../src/train/replica.js';
-import type { CheckpointMeta } from '../src/train/meta.js';
+import { attackHasPartner, Replica, shardAttackOptions } from '../src/train/replica.js';
+import { shardRanges, weightedSum } from '../src/parallel/weights.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 
 const FIXTURE = path.resolve('fixtures/cifar10');

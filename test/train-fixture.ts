@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import type { TrainRequest } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/models/checkpoint.js';
-import type { CheckpointMeta } from '../src/train/meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from '../src/train/meta.js';
 
 export const CIFAR_FIXTURE = path.resolve('fixtures/cifar10');
 

@@ -8,7 +8,7 @@ import { initBackend } from '../src/backend/index.js';
 import { tinyTrainRequest, checkpointWeights } from './train-fixture.js';
 import { trainModel, type TrainRequest } from '../src/train/loop.js';
 import { loadCheckpoint } from '../src/models/checkpoint.js';
-import type { CheckpointMeta } from '../src/train/meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 
 const FIXTURE = path.resolve('fixtures/cifar10');

@@ -9,7 +9,8 @@ import { DEFAULT_TRAIN, RESUME_KEYS, resolveTrainConfig, workersUnsupported, typ
 import { METHODS, METHOD_NAMES, defaultMethod, methodsFor, type MethodSpec } from '../src/train/methods/index.js';
 import { makeLearner, learnerVariables, learnerWeights, disposeLearner, type Learner } from '../src/train/learner.js';
 import { batchGradients, trainStep } from '../src/train/methods.js';
-import { Replica, attackHasPartner, shardAttackOptions, shardRanges, weightedSum } from '../src/train/replica.js';
+import { Replica, attackHasPartner, shardAttackOptions } from '../src/train/replica.js';
+import { shardRanges, weightedSum } from '../src/parallel/weights.js';
 import { InputError } from '../src/errors.js';
 
 const CLI = path.resolve('dist/src/cli/main.js');

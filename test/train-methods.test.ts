@@ -16,7 +16,7 @@ import { contrastiveGroups } from '../src/train/contrastive.js';
 import { resolveTrainConfig, type TrainConfig } from '../src/train/options.js';
 import { trainModel } from '../src/train/loop.js';
 import { captureActivations } from '../src/cka/capture/capture.js';
-import type { CheckpointMeta } from '../src/train/meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from '../src/train/meta.js';
 import { InputError } from '../src/errors.js';
 
 const FIXTURE = path.resolve('fixtures/cifar10');

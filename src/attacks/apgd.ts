@@ -46,6 +46,11 @@ export interface ApgdOptions {
   momentum: number;
   /** Halve the step when the loss increased in fewer than rho of the steps of a phase. */
   rho: number;
+  /**
+   * Expectation over Transformation (Athalye et al. 2018): the loss and gradient of each iterate are
+   * averaged over this many evaluations of the objective, for models whose output is random.
+   */
+  eotIter: number;
 }
 
 /** AutoAttack's defaults: 100 iterations, momentum 0.75, rho 0.75, initial step 2 eps, random start. */
@@ -58,6 +63,7 @@ export const DEFAULT_APGD: ApgdOptions = {
   randomStart: true,
   momentum: 0.75,
   rho: 0.75,
+  eotIter: 1,
 };
 
 export function validateApgd(opts: ApgdOptions): void {
@@ -70,6 +76,7 @@ export function validateApgd(opts: ApgdOptions): void {
   if (opts.norm !== 'linf' && opts.norm !== 'l2') bad('--norm', `expected linf or l2, got ${opts.norm}`);
   if (!(opts.momentum >= 0 && opts.momentum <= 1)) bad('momentum', `expected a number in [0, 1], got ${opts.momentum}`);
   if (!(opts.rho > 0 && opts.rho <= 1)) bad('rho', `expected a number in (0, 1], got ${opts.rho}`);
+  if (!Number.isInteger(opts.eotIter) || opts.eotIter < 1) bad('eotIter', `expected an integer >= 1, got ${opts.eotIter}`);
 }
 
 interface Evaluated {
@@ -79,7 +86,7 @@ interface Evaluated {
 }
 
 /** One forward/backward pass: the per-sample loss, its input gradient and the success flags. */
-function evaluate(objective: AttackObjective, x: tf.Tensor4D): Evaluated {
+function evaluateOnce(objective: AttackObjective, x: tf.Tensor4D): Evaluated {
   let loss: tf.Tensor1D | undefined;
   let fooled: tf.Tensor1D | undefined;
   const grad = tf.grad((xi: tf.Tensor) => {
@@ -89,6 +96,21 @@ function evaluate(objective: AttackObjective, x: tf.Tensor4D): Evaluated {
     return tf.sum(out.loss);
   })(x) as tf.Tensor4D;
   return { loss: loss!, grad, fooled };
+}
+
+/** Loss and gradient averaged over `draws` evaluations (EoT); success flags of the last one. */
+function evaluate(objective: AttackObjective, x: tf.Tensor4D, draws = 1): Evaluated {
+  let acc = evaluateOnce(objective, x);
+  for (let i = 1; i < draws; i++) {
+    const next = evaluateOnce(objective, x);
+    const summed: Evaluated = { loss: tf.add(acc.loss, next.loss) as tf.Tensor1D, grad: tf.add(acc.grad, next.grad) as tf.Tensor4D, fooled: next.fooled };
+    tf.dispose([acc.loss, acc.grad, acc.fooled, next.loss, next.grad]);
+    acc = summed;
+  }
+  if (draws === 1) return acc;
+  const mean: Evaluated = { loss: tf.div(acc.loss, draws) as tf.Tensor1D, grad: tf.div(acc.grad, draws) as tf.Tensor4D, fooled: acc.fooled };
+  tf.dispose([acc.loss, acc.grad]);
+  return mean;
 }
 
 function ascentDirection(grad: tf.Tensor4D, norm: Norm): tf.Tensor4D {
@@ -118,7 +140,7 @@ interface RunResult {
 function apgdRun(objective: AttackObjective, x0: tf.Tensor4D, opts: ApgdOptions, seed: number): RunResult {
   const shape = x0.shape;
   const start = opts.randomStart && opts.eps > 0 ? randomStartPoint(x0, opts.norm, opts.eps, seed) : tf.clone(x0);
-  const first = evaluate(objective, start);
+  const first = evaluate(objective, start, opts.eotIter);
   let xCur = start;
   let xPrev = tf.clone(start);
   let grad = first.grad;
@@ -146,7 +168,7 @@ function apgdRun(objective: AttackObjective, x0: tf.Tensor4D, opts: ApgdOptions,
     xPrev.dispose();
     xPrev = xCur;
     xCur = xNext;
-    const ev = evaluate(objective, xCur);
+    const ev = evaluate(objective, xCur, opts.eotIter);
     grad.dispose();
     grad = ev.grad;
     increases = swap(increases, tf.tidy(() => tf.add(increases, tf.cast(tf.greater(ev.loss, lossCur), 'float32'))) as tf.Tensor1D);

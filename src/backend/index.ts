@@ -4,12 +4,14 @@ import path from 'node:path';
 import { InputError } from '../errors.js';
 import { installBatchNormGradients } from './batchnorm-grad.js';
 import { installLazyConvGradients } from './conv-lazy-grad.js';
+import { initCublas, initNative, loadedCublas, registerNativeKernels, describeNative } from './native/index.js';
 import { importOptional } from './optional-import.js';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
 import { prepareWebgpu } from './webgpu.js';
 
 export { registerWasmGradientKernels } from './wasm-kernels.js';
 export { parseWebgpuOptions, WEBGPU_OPTIONS_ENV } from './webgpu.js';
+export * as native from './native/index.js';
 
 /**
  * Choosing and starting the tfjs backend. Prints nothing: the CLI reports the backend.
@@ -126,6 +128,10 @@ async function prepareWasm(): Promise<string> {
   const distDir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
   wasm.setWasmPaths(distDir + path.sep);
   registerWasmGradientKernels();
+  // OpenBLAS and oneDNN kernels on the wasm heap when they load (native/provider.ts: --native, ROBUSTSIM_NATIVE).
+  await initNative();
+  registerNativeKernels();
+  await initCublas(); // the CKA engines' Grams on an NVIDIA GPU when libcublas loads (native/cublas.ts)
   prepared.set('wasm', { detail: distDir });
   return 'wasm';
 }
@@ -141,5 +147,9 @@ export function describeBackend(): string {
   const detail = prepared.get(name)?.detail;
   if (name === 'webgpu' && detail) return `webgpu (${detail})`;
   if (name === 'tensorflow' && detail) return `tensorflow (${detail})`;
+  if (name === 'wasm' && prepared.has('wasm')) {
+    const gpu = loadedCublas();
+    return `wasm (${describeNative()}${gpu ? `; CKA Grams on cuBLAS, ${gpu.devices} GPU(s)` : ''})`;
+  }
   return name;
 }

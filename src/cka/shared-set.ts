@@ -1,4 +1,4 @@
-import type { ActivationSet } from './activation-set.js';
+import type { ActivationSet } from '../formats/activations.js';
 
 /**
  * The set with its data in a SharedArrayBuffer (the same object if it already is), so worker

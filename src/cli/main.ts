@@ -2,7 +2,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { InputError } from '../errors.js';
-import { initBackend, type BackendChoice } from '../backend/index.js';
+import { describeBackend, initBackend, type BackendChoice } from '../backend/index.js';
+import { applyNativeFlags } from '../backend/native/cli.js';
 import { trainCommand } from './commands/train.js';
 import { layersCommand } from './commands/layers.js';
 import { captureCommand } from './commands/capture.js';
@@ -13,6 +14,7 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { finetuneCommand } from './commands/finetune.js';
 import { layerProbesCommand } from './commands/layer-probes.js';
+import { studyCommand } from './commands/study.js';
 import { importCommand } from './commands/import.js';
 
 /** Commands that never touch tensors skip backend start-up. */
@@ -33,11 +35,17 @@ async function main(): Promise<void> {
       global: true,
       describe: 'Compute backend: auto = tensorflow if @tensorflow/tfjs-node(-gpu) is installed, else wasm',
     })
+    .option('native', {
+      choices: ['auto', 'off', 'require'],
+      global: true,
+      describe: 'Native kernels for the wasm backend (OpenBLAS, oneDNN): auto = when installed; require = fail if missing (default: $ROBUSTSIM_NATIVE or auto)',
+    })
     .middleware(async (argv) => {
       const command = String(argv._[0] ?? '');
       if (!command || NO_BACKEND.has(command)) return;
-      const name = await initBackend(argv.backend as BackendChoice);
-      process.stderr.write(`backend: ${name}\n`);
+      applyNativeFlags(argv.native as string | undefined, argv.workers);
+      await initBackend(argv.backend as BackendChoice);
+      process.stderr.write(`backend: ${describeBackend()}\n`);
     })
     .command(demoCommand)
     .command(trainCommand)
@@ -49,6 +57,7 @@ async function main(): Promise<void> {
     .command(evalCommand)
     .command(finetuneCommand)
     .command(layerProbesCommand)
+    .command(studyCommand)
     .command(importCommand)
     .demandCommand(1, 'Name a command (see --help).')
     .strict()

@@ -3,7 +3,6 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { writeStreamAtomic } from '../util/atomic.js';
-import type { ActivationSet } from '../cka/activation-set.js';
 import { readNpyFloat32, readNpyInt32, npyToFloat32, type NpyArray } from './npy.js';
 import { readNpz } from './npz.js';
 import { readSafetensors } from './safetensors.js';
@@ -18,6 +17,17 @@ import { readSafetensors } from './safetensors.js';
  *
  * `readActivations` also accepts a directory of `.npy` files (see readNpyDirectory).
  */
+/**
+ * One set of activations: a layer's outputs on one kind of input (e.g. `stage2.block1@adv`),
+ * flattened per sample. `data` is row-major n x dim: sample i occupies data[i*dim .. (i+1)*dim).
+ */
+export interface ActivationSet {
+  name: string;
+  n: number;
+  dim: number;
+  data: Float32Array;
+}
+
 export interface Activations {
   sampleIds: Int32Array;
   labels?: Int32Array;

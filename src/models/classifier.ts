@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { loadCheckpoint, readMeta } from './checkpoint.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { CheckpointMeta } from './checkpoint-meta.js';
 
 /**
  * What a linear-probe directory (meta.json format `robustsim-probe/1`, written by the probe stage)

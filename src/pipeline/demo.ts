@@ -1,10 +1,10 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { awaitWorker } from '../util/worker.js';
+import { runTasks, THREAD_BACKENDS } from '../parallel/threads.js';
+import type { BackendChoice } from '../backend/index.js';
 import { trainModel, type TrainEvent } from '../train/loop.js';
 import { readMeta, resolveCheckpointDir } from '../models/checkpoint.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { CheckpointMeta } from '../models/checkpoint-meta.js';
 import { captureActivations } from '../cka/capture/capture.js';
 import { computeSimilarity } from '../cka/similarity/shortcuts.js';
 import { buildReport } from '../report/build.js';
@@ -100,7 +100,7 @@ export function demoNotes(models: DemoModelResult[], opts: DemoSettings): string
   return (
     `Measured in this run: clean-vs-adversarial linear CKA (${opts.estimator}) at the pooled features is ` +
     `${st.pooledCleanVsAdv.toFixed(3)} for ${st.label} and ${at.pooledCleanVsAdv.toFixed(3)} for ${at.label}: ` +
-    `${direction}. The study (ResNet-18 on CIFAR-10, eps 8/255) found about 0.02-0.06 after standard training and ` +
+    `${direction}. The study (ResNet-50 on CIFAR-100, eps 8/255, torch_cka minibatch CKA over every named module) found about 0.02-0.06 after standard training and ` +
     `0.88-0.97 after adversarial training; this demo is far smaller (${opts.arch}, ${opts.epochs} epoch(s) on ` +
     `${opts.trainLimit} Fashion-MNIST images, eps ${opts.eps.toFixed(3)}, PGD-${opts.captureSteps} on ${opts.n} test images), ` +
     `so the absolute values are not comparable. Accuracy on clean / PGD inputs: ${st.label} ` +
@@ -182,35 +182,41 @@ export async function runModelStages(opts: DemoSettings, regime: Regime, events:
   };
 }
 
-/** Messages from demo-worker.ts. */
-export type WorkerMessage =
+/** What demo-worker.ts is given: the settings and which model it trains. */
+export interface DemoWorkerData {
+  settings: DemoSettings;
+  regime: Regime;
+}
+
+/** demo-worker.ts's progress messages (its result is a DemoModelResult with its activations file). */
+export type DemoProgress =
   | { kind: 'train'; label: string; event: TrainEvent }
   | { kind: 'stage'; stage: string; detail?: string }
-  | { kind: 'capture'; label: string; done: number; total: number }
-  | { kind: 'result'; result: DemoModelResult & { acts: string } }
-  | { kind: 'error'; message: string; input: boolean; stack?: string };
+  | { kind: 'capture'; label: string; done: number; total: number };
 
-function runModelInWorker(opts: DemoSettings, regime: Regime, events: DemoEvents, workers: Worker[]): Promise<DemoModelResult & { acts: string }> {
-  const worker = new Worker(new URL('./demo-worker.js', import.meta.url), { workerData: { settings: opts, regime } });
-  workers.push(worker);
+/** Both models' stages, one worker thread each; progress is relayed to `events` as the sequential path reports it. */
+function runModelsInWorkers(opts: DemoSettings, regimes: Regime[], events: DemoEvents): Promise<Array<DemoModelResult & { acts: string }>> {
   const trainListeners = new Map<string, (e: TrainEvent) => void>();
-  return awaitWorker<WorkerMessage, DemoModelResult & { acts: string }>(worker, `demo worker for sl-${regime}`, (m) => {
-    switch (m.kind) {
-      case 'train':
-        if (!trainListeners.has(m.label)) trainListeners.set(m.label, events.onTrainEvent?.(m.label) ?? (() => {}));
-        trainListeners.get(m.label)!(m.event);
-        return undefined;
-      case 'stage':
-        events.onStage?.(m.stage, m.detail);
-        return undefined;
-      case 'capture':
-        events.onCaptureProgress?.(m.label, m.done, m.total);
-        return undefined;
-      case 'result':
-        return { result: m.result };
-      case 'error':
-        return { failure: m };
-    }
+  return runTasks<DemoWorkerData, DemoModelResult & { acts: string }, DemoProgress>({
+    script: new URL('./demo-worker.js', import.meta.url),
+    count: regimes.length,
+    backend: opts.backend as BackendChoice,
+    data: (index) => ({ settings: opts, regime: regimes[index] }),
+    label: (index) => `demo worker for sl-${regimes[index]}`,
+    onProgress: (_, m) => {
+      switch (m.kind) {
+        case 'train':
+          if (!trainListeners.has(m.label)) trainListeners.set(m.label, events.onTrainEvent?.(m.label) ?? (() => {}));
+          trainListeners.get(m.label)!(m.event);
+          break;
+        case 'stage':
+          events.onStage?.(m.stage, m.detail);
+          break;
+        case 'capture':
+          events.onCaptureProgress?.(m.label, m.done, m.total);
+          break;
+      }
+    },
   });
 }
 
@@ -219,15 +225,10 @@ export async function runDemo(opts: DemoOptions): Promise<DemoResult> {
   const events: DemoEvents = { onTrainEvent, onStage, onCaptureProgress };
   const stage = onStage ?? (() => {});
   const regimes: Regime[] = ['st', 'at'];
-  const parallel = settings.parallel ?? (os.availableParallelism() >= 2 && (settings.backend === 'wasm' || settings.backend === 'cpu'));
+  const parallel = settings.parallel ?? (os.availableParallelism() >= 2 && THREAD_BACKENDS.includes(settings.backend as BackendChoice));
   let results: Array<DemoModelResult & { acts: string }>;
   if (parallel) {
-    const workers: Worker[] = [];
-    try {
-      results = await Promise.all(regimes.map((r) => runModelInWorker({ ...settings, parallel: false }, r, events, workers)));
-    } finally {
-      await Promise.all(workers.map((w) => w.terminate()));
-    }
+    results = await runModelsInWorkers({ ...settings, parallel: false }, regimes, events);
   } else {
     results = [];
     for (const r of regimes) results.push(await runModelStages(settings, r, events));

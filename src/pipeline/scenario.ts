@@ -2,7 +2,7 @@ import { InputError } from '../errors.js';
 import { trainModel, type TrainRequest } from '../train/loop.js';
 import { FINE_TUNING_REGIMES, type Method, type Regime } from '../train/options.js';
 import { METHOD_NAMES, methodSpec } from '../train/methods/index.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from '../train/meta.js';
 import { fineTune, type FineTuneEvent, type FineTuneResult } from '../probe/finetune.js';
 import type { FineTuneMode, FineTuneObjective } from '../probe/meta.js';
 

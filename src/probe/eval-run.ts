@@ -4,7 +4,8 @@ import { readMeta } from '../models/checkpoint.js';
 import * as path from 'node:path';
 import { InputError } from '../errors.js';
 import { loadDataset, type DatasetName } from '../data/index.js';
-import { parseAttackSpec, type AttackSettings } from '../attacks/suite.js';
+import { attackDefinition, parseAttackSpec, type AttackSettings, type AttackSpec } from '../attacks/suite.js';
+import type { EvalWarning } from '../attacks/checks.js';
 import { writeEval } from '../formats/eval.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { provenance } from '../util/provenance.js';
@@ -33,6 +34,8 @@ export interface EvaluationRequest {
 
 export interface EvaluationResult {
   rows: EvalRow[];
+  /** AutoAttack's checks that fired (also in eval.json and eval.arrow's metadata). */
+  warnings: EvalWarning[];
   arrowFile: string;
   jsonFile: string;
 }
@@ -76,7 +79,11 @@ export async function runEvaluation(req: EvaluationRequest): Promise<EvaluationR
         throw new InputError(`--dataset: ${datasetName} has ${ds.numClasses} classes but ${req.models[i]} predicts ${c.numClasses} (train a probe on it first: robustsim finetune)`);
       }
     });
-    if (specs.some((s) => s.kind === 'apgd-dlr') && ds.numClasses < 3) throw new InputError(`--attacks: apgd-dlr needs at least 3 classes, ${datasetName} has ${ds.numClasses}`);
+    for (const spec of specs.flatMap((s): AttackSpec[] => s.components ?? [s])) {
+      const fewest = attackDefinition(spec).minClasses ?? 0;
+      if (ds.numClasses < fewest) throw new InputError(`--attacks: ${spec.kind} needs at least ${fewest} classes, ${datasetName} has ${ds.numClasses}`);
+    }
+    const warnings: EvalWarning[] = [];
     const names = labels(classifiers, req.models);
     const rows = await evaluateRobustness({
       models: classifiers.map((c, i) => ({ name: names[i], model: c.model, embedder: embedders[i] })),
@@ -87,6 +94,7 @@ export async function runEvaluation(req: EvaluationRequest): Promise<EvaluationR
       batchSize: req.batchSize,
       worstCase: req.worstCase,
       onProgress: req.onProgress,
+      onWarning: (w) => warnings.push(w),
     });
     const prov = provenance(activeBackend());
     const about = {
@@ -98,6 +106,8 @@ export async function runEvaluation(req: EvaluationRequest): Promise<EvaluationR
       eps: req.eps,
       settings: req.settings,
       protocol: 'only clean-correct samples are attacked; a sample counts as robust if the attack fails on it',
+      presets: Object.fromEntries(specs.filter((s) => s.components).map((s) => [s.name, s.components!.map((c) => ({ attack: c.name, steps: c.steps, ...c.overrides }))])),
+      warnings,
       provenance: prov,
     };
     const arrowFile = path.join(req.outDir, 'eval.arrow');
@@ -105,7 +115,7 @@ export async function runEvaluation(req: EvaluationRequest): Promise<EvaluationR
     await writeEval(arrowFile, rows, ds.ids, about);
     const summary = rows.map(({ correct: _c, ...r }) => r);
     await writeFileAtomic(jsonFile, JSON.stringify({ ...about, rows: summary }, null, 2) + '\n');
-    return { rows, arrowFile, jsonFile };
+    return { rows, warnings, arrowFile, jsonFile };
   } finally {
     for (const c of classifiers) c.model.dispose();
     for (const e of embedders) e?.dispose();
@@ -127,6 +137,11 @@ export function formatEvalTable(rows: EvalRow[]): string {
   const widths = header.map((h, j) => Math.max(h.length, ...body.map((b) => b[j].length)));
   const line = (cells: string[]) => cells.map((c, j) => (j >= 2 ? c.padStart(widths[j]) : c.padEnd(widths[j]))).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+}
+
+/** One line per warning, for the terminal. */
+export function formatEvalWarnings(warnings: EvalWarning[]): string {
+  return warnings.map((w) => `warning (${w.check}): ${w.model}${w.eps !== undefined ? ` at eps ${w.eps.toFixed(4)}` : ''}: ${w.message}`).join('\n');
 }
 
 /** ' (8/255)' when eps is a whole number of 255ths, as eps is usually quoted. */

@@ -1,15 +1,13 @@
 import * as tf from '@tensorflow/tfjs';
-import { InputError } from '../errors.js';
-import { activeBackend } from '../backend/index.js';
 import { subSeed } from '../util/rng.js';
-import { applyShards, DATA_PARALLEL_BACKENDS, settleAll, startReplicaThreads } from '../train/data-parallel.js';
-import { flatSize, flatten, ReplicaWeights, shardRanges, type ShardResult } from '../train/replica.js';
+import { ShardedReplicas } from '../parallel/replicas.js';
+import { flatten, ReplicaWeights, type ShardResult } from '../parallel/weights.js';
 import { isAdversarialMode, trainsEncoder, type FineTuneMode } from './meta.js';
 import { fineTuneAttack, fineTuneLoss, type ObjectiveSettings } from './objective.js';
 
 /**
- * Data-parallel fine-tuning (docs/decisions.md, "Data-parallel fine-tuning"): the machinery of
- * src/train/data-parallel.ts (contiguous shards, one per thread; gradients summed on the main thread,
+ * Data-parallel fine-tuning (docs/decisions.md, "Data-parallel fine-tuning"): the sharded step of
+ * src/parallel/replicas.ts (contiguous shards, one per thread; gradients summed on the main thread,
  * one optimizer step, BatchNorm moving statistics averaged, weights broadcast through a
  * SharedArrayBuffer) applied to the fine-tuning model (encoder + head) and objective. The objectives
  * (CE(clean) + w CE(PGD), TRADES with its KL attack) are means over samples with per-sample attacks,
@@ -27,15 +25,16 @@ export function fineTuneVariables(model: tf.LayersModel, mode: FineTuneMode): tf
 
 /** What a fine-tuning worker thread starts from (src/probe/finetune-worker.ts). */
 export interface FineTuneReplicaInit {
-  backend: string;
   topology: unknown;
   settings: FineTuneShardSettings;
   shape: [number, number, number];
   /** Every weight of the model once (the frozen encoder of the linear modes is never broadcast again). */
   initial: Float32Array;
-  weights: SharedArrayBuffer;
-  grads: SharedArrayBuffer;
-  stats: SharedArrayBuffer;
+}
+
+/** A fine-tuning shard's seeds: its attack's (as train: subSeed(step seed, 'shard', k)). */
+export interface FineTuneSeeds {
+  attack: number;
 }
 
 /**
@@ -81,77 +80,26 @@ export interface FineTuneParallel {
   terminate(): Promise<void>;
 }
 
-/** Validate a worker count (the flag `--workers`); throws InputError. */
-export function checkFineTuneWorkers(count: number): void {
-  if (!Number.isInteger(count) || count < 1) throw new InputError(`--workers: expected an integer >= 1, got ${count}`);
-}
-
 /**
  * Start `count - 1` fine-tuning worker threads on the active backend, each with a replica of `model`,
  * and return the data-parallel step. The main thread's model stays the one trained and saved.
  */
 export async function startFineTuneParallel(model: tf.LayersModel, settings: FineTuneShardSettings, count: number, shape: [number, number, number]): Promise<FineTuneParallel> {
-  checkFineTuneWorkers(count);
-  const backend = activeBackend();
-  if (!DATA_PARALLEL_BACKENDS.includes(backend)) {
-    throw new InputError(`--workers: ${count} worker threads need a CPU backend (${DATA_PARALLEL_BACKENDS.join(' or ')}), the active backend is '${backend}' (use --workers 1)`);
-  }
   const main = new FineTuneReplica(model, settings);
-  const weights = new Float32Array(new SharedArrayBuffer(4 * flatSize(main.weightShapes)));
-  const topology = model.toJSON(null, false);
+  const data: FineTuneReplicaInit = { topology: model.toJSON(null, false), settings, shape, initial: flatten(model.weights.map((w) => w.read())) };
   const script = new URL('./finetune-worker.js', import.meta.url);
-  const threads = await startReplicaThreads(
-    count,
-    main,
-    (): FineTuneReplicaInit => ({
-      backend,
-      topology,
-      settings,
-      shape,
-      initial: flatten(model.weights.map((w) => w.read())),
-      weights: weights.buffer as SharedArrayBuffer,
-      grads: new SharedArrayBuffer(4 * flatSize(main.varShapes)),
-      stats: new SharedArrayBuffer(4 * flatSize(main.statShapes)),
-    }),
-    script,
-  );
-  const terminate = async () => {
-    await Promise.all(threads.map((t) => t.worker.terminate()));
-  };
-  const size = shape[0] * shape[1] * shape[2];
+  const replicas = await ShardedReplicas.start<FineTuneSeeds>({ count, main, script, data, label: 'training worker' });
 
   const step = async (x: Float32Array, y: Int32Array, seed: number, optimizer: tf.Optimizer): Promise<number> => {
-    const n = y.length;
-    // Shards with no sample (a last batch smaller than the worker count) sit the step out.
-    const ranges = shardRanges(n, count)
-      .map((r, k) => ({ ...r, k }))
-      .filter((r) => r.end > r.start);
-    const part = (r: { start: number; end: number; k: number }) => ({
-      x: x.slice(r.start * size, r.end * size),
-      y: y.slice(r.start, r.end),
-      // As train: shard k attacks with subSeed(step seed, 'shard', k) (augment is unused here).
-      seeds: { attack: subSeed(seed, 'shard', r.k), augment: 0 },
-      scale: (r.end - r.start) / n,
-    });
-    main.readWeights(weights);
-    const remote = ranges.filter((r) => r.k > 0);
-    const pending = remote.map((r) => {
-      const p = part(r);
-      return threads[r.k - 1].request({ type: 'mean', ...p }, 'shard', [p.x.buffer as ArrayBuffer]);
-    });
-    const own = part(ranges[0]);
-    const mine = main.meanShard(own.x, own.y, shape, own.seeds.attack, own.scale);
-    const replies = await settleAll(pending);
-    applyShards(main, mine.grads, remote.map((r) => threads[r.k - 1]), ranges, optimizer);
-    return mine.loss + replies.reduce((s, r) => s + r.loss, 0);
+    const batch = replicas.shard(x, y, (k) => ({ attack: subSeed(seed, 'shard', k) }));
+    const { mine, replies } = await replicas.meanShards(batch, (own) => main.meanShard(own.x, own.y, shape, own.seeds.attack, own.scale));
+    return replicas.apply(batch, mine, replies, optimizer).loss;
   };
 
   return {
     count,
     step,
-    close: async () => {
-      await Promise.all(threads.map((t) => t.close()));
-    },
-    terminate,
+    close: () => replicas.close(),
+    terminate: () => replicas.terminate(),
   };
 }

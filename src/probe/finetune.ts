@@ -12,7 +12,7 @@ import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
 import { makeRng, subSeed } from '../util/rng.js';
 import { checkResumable, runResumableEpochs } from '../util/resumable-epochs.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { CheckpointMeta } from '../models/checkpoint-meta.js';
 import { attachHead } from './classifier.js';
 import {
   FINE_TUNE_MODES,

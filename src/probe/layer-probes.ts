@@ -10,7 +10,7 @@ import { activeBackend } from '../backend/index.js';
 import { provenance } from '../util/provenance.js';
 import { exists, writeFileAtomic } from '../util/atomic.js';
 import { makeRng, subSeed } from '../util/rng.js';
-import type { CheckpointMeta } from '../train/meta.js';
+import type { CheckpointMeta } from '../models/checkpoint-meta.js';
 
 export interface LayerProbeOptions {
   checkpoint: string;

@@ -15,7 +15,8 @@ import { activeBackend } from '../backend/index.js';
 import { learningRateAt } from './schedule.js';
 import { RESUME_KEYS, resolveTrainConfig, type TrainConfig } from './options.js';
 import { checkResumable, runResumableEpochs } from '../util/resumable-epochs.js';
-import type { CheckpointMeta, EpochMetrics } from './meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from './meta.js';
+import type { EpochMetrics } from '../models/checkpoint-meta.js';
 
 export type TrainEvent =
   | { type: 'start'; meta: CheckpointMeta; resumed: boolean; stepsPerEpoch: number }

@@ -1,75 +1,45 @@
 /**
  * A worker thread of data-parallel training (src/train/data-parallel.ts): its own backend instance and
- * learner replica; computes its shard of each step on request. Weights arrive in a SharedArrayBuffer
+ * learner replica; computes its shard of each step on request (src/parallel/replica-server.ts serves
+ * 'mean' and 'close'; the contrastive phases are answered here). Weights arrive in a SharedArrayBuffer
  * the main thread fills before each request; gradients and moving statistics go back through buffers
  * of this worker's own.
  */
-import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../backend/index.js';
+import { serveReplica } from '../parallel/replica-server.js';
+import type { BatchSeeds } from './methods.js';
 import { makeLearner } from './learner.js';
 import { Replica } from './replica.js';
-import type { ReplicaInit, ReplicaRequest } from './data-parallel.js';
-import { postFailure, postReply } from './replica-replies.js';
+import type { ContrastiveRequest, ReplicaInit } from './data-parallel.js';
 
-const init = workerData as ReplicaInit;
-const post = postReply;
-const fail = postFailure;
-
-try {
-  await initBackend(init.backend as BackendChoice);
+await serveReplica<ReplicaInit, BatchSeeds, ContrastiveRequest>(async (init) => {
   const model = await tf.models.modelFromJSON({ modelTopology: init.topology as tf.io.ModelJSON['modelTopology'] } as tf.io.ModelJSON);
   const replica = new Replica(makeLearner(model, init.cfg, init.projection));
-  const weights = new Float32Array(init.weights);
-  const grads = new Float32Array(init.grads);
-  const stats = new Float32Array(init.stats);
-  const result = (r: { grads: Float32Array; loss: number; correct: number }) => {
-    grads.set(r.grads);
-    replica.readStats(stats);
-    post({ type: 'shard', loss: r.loss, correct: r.correct });
-  };
-  parentPort!.on('message', (m: ReplicaRequest) => {
-    try {
+  return {
+    replica,
+    mean: (m) => replica.meanShard(m.x, m.y, init.shape, m.seeds, m.scale),
+    close: () => replica.dropViews(),
+    handle: (m, io) => {
+      const embedded = (z: Float32Array) => io.post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
       switch (m.type) {
-        case 'mean':
-          replica.writeWeights(weights);
-          result(replica.meanShard(m.x, m.y, init.shape, m.seeds, m.scale));
+        case 'embed':
+          io.loadWeights();
+          embedded(replica.embedImages(m.x, m.y, init.shape, m.seeds));
           break;
-        case 'embed': {
-          replica.writeWeights(weights);
-          const z = replica.embedImages(m.x, m.y, init.shape, m.seeds);
-          post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
+        case 'attackStart':
+          io.loadWeights();
+          embedded(replica.startAttack(m.x, m.y, init.shape, m.seeds));
           break;
-        }
-        case 'attackStart': {
-          replica.writeWeights(weights);
-          const z = replica.startAttack(m.x, m.y, init.shape, m.seeds);
-          post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
+        case 'attackStep':
+          embedded(replica.attackStep(m.partners, m.advs, m.own, m.labels));
           break;
-        }
-        case 'attackStep': {
-          const z = replica.attackStep(m.partners, m.advs, m.own, m.labels);
-          post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
+        case 'attackEnd':
+          embedded(replica.finishAttack());
           break;
-        }
-        case 'attackEnd': {
-          const z = replica.finishAttack();
-          post({ type: 'embedded', z }, [z.buffer as ArrayBuffer]);
-          break;
-        }
         case 'contrast':
-          result(replica.contrastShard(m.gathered, m.own, m.labels, m.scale));
-          break;
-        case 'close':
-          replica.dropViews();
-          post({ type: 'closed' });
+          io.sendShard(replica.contrastShard(m.gathered, m.own, m.labels, m.scale));
           break;
       }
-    } catch (err) {
-      fail(err);
-    }
-  });
-  post({ type: 'ready', weightShapes: replica.weightShapes, varShapes: replica.varShapes, statShapes: replica.statShapes });
-} catch (err) {
-  fail(err);
-}
+    },
+  };
+});

@@ -6,7 +6,7 @@ import type { PerSampleLoss } from '../attacks/pgd.js';
 import { oneSidedContrastiveLoss } from '../attacks/contrastive.js';
 import { embed } from './methods.js';
 import { disposeLearner, makeLearner, type Learner } from './learner.js';
-import type { CheckpointMeta } from './meta.js';
+import type { TrainCheckpointMeta as CheckpointMeta } from './meta.js';
 
 /**
  * "Threat model I" of the adversarial contrastive papers: the attack maximises the contrastive loss,

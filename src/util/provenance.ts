@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { nativeSummary, type NativeSummary } from '../backend/native/provider.js';
 
 const require = createRequire(import.meta.url);
 
@@ -18,6 +19,8 @@ export interface Provenance {
   command: string;
   node: string;
   backend?: string;
+  /** The native libraries behind the wasm backend's kernels (library, version, OpenBLAS core, threads). */
+  native?: NativeSummary;
   packages: Record<string, string>;
 }
 
@@ -34,6 +37,7 @@ export function provenance(backend?: string): Provenance {
     command: process.argv.slice(1).join(' '),
     node: process.version,
     backend,
+    ...(backend === 'wasm' && nativeSummary() ? { native: nativeSummary() } : {}),
     packages,
   };
 }

@@ -10,7 +10,7 @@ import { crossEntropyLoss } from '../../attacks/losses.js';
 import { pgdAttack, validatePgd, type PerSampleLoss, type PgdOptions } from '../../attacks/pgd.js';
 import { oneSidedContrastiveLoss } from '../../attacks/contrastive.js';
 import { subSeed } from '../../util/rng.js';
-import type { CheckpointMeta } from '../../train/meta.js';
+import type { CheckpointMeta } from '../../models/checkpoint-meta.js';
 
 /**
  * The one capture source behind `capture` (activations to a file) and `cka --model` (activations

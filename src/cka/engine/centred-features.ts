@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 import type { SetStats } from './set-stats.js';
 
 /**

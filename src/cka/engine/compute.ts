@@ -1,6 +1,6 @@
 import { InputError } from '../../errors.js';
 import type { Activations } from '../../formats/activations.js';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 import type { WrittenSimilarity } from '../minibatch/output.js';
 import { writeActivationTable } from '../similarity/activation-table.js';
 import type { ActivationInputs, ResolvedRequest } from '../similarity/request.js';

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
+import { gramOf, productOf } from '../../backend/native/gram.js';
 import { InputError } from '../../errors.js';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 import { setStats, type SetStats } from './set-stats.js';
 import { centredFeatures, type CentredFeatures } from './centred-features.js';
 
@@ -235,7 +236,7 @@ async function tileProducts(features: CentredFeatures[], panels: tf.Tensor2D[], 
     for (let k = 0; k < features.length; k++) {
       tiles.push(tf.tidy(() => {
         const chunk = features[k].chunkT(c, w);
-        let tile = tf.matMul(panels[k], chunk) as tf.Tensor2D; // K[a:a+h, c:c+w]
+        let tile = productOf(panels[k], chunk); // K[a:a+h, c:c+w]
         if (offsets) {
           // U(K)_ij = K_ij + u_i + u_j off the diagonal, 0 on it (see uOffsets).
           const u = offsets[k];
@@ -249,9 +250,9 @@ async function tileProducts(features: CentredFeatures[], panels: tf.Tensor2D[], 
     products = tf.tidy(() => {
       const stacked = tf.stack(tiles, 1) as tf.Tensor3D; // (groups, m, group * w)
       tf.dispose(tiles.splice(0));
-      // Measured on wasm, m = 10..72: with an explicit transpose this runs at 1.4-2 GFLOP/s,
-      // about as fast as (or faster than) transposeB; the Gram tiles dominate anyway.
-      return tf.matMul(stacked, tf.transpose(stacked, [0, 2, 1]));
+      // ssyrk per group with native OpenBLAS, else transpose + matMul (on wasm, m = 10..72, 1.4-2
+      // GFLOP/s, about as fast as transposeB); the Gram tiles dominate anyway.
+      return gramOf(stacked);
     });
   } finally {
     tf.dispose(tiles);

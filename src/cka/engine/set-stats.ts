@@ -1,5 +1,5 @@
 import { InputError } from '../../errors.js';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 
 /**
  * What the engine needs to know about a set before it touches the accelerator, computed on the

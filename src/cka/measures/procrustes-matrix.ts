@@ -1,6 +1,6 @@
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { InputError } from '../../errors.js';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 
 /**
  * Orthogonal Procrustes similarity (Ding, Denain, Steinhardt 2021; Williams et al. 2021), a second

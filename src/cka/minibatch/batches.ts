@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../errors.js';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 import { batchHsic, MIN_BATCH, type Formulation } from './hsic.js';
 import { addBatch, emptyState, nullPermutations, type MinibatchConfig, type MinibatchState } from './state.js';
 

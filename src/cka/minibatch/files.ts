@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../../errors.js';
 import { readAccumulators } from '../../formats/accumulators.js';
 import { provenance } from '../../util/provenance.js';
-import type { ActivationSet } from '../activation-set.js';
+import type { ActivationSet } from '../../formats/activations.js';
 import type { MeasureOutput } from '../measures/spec.js';
 import { statsBatchWarnings } from '../similarity/stats-rule.js';
 import type { ActivationInputs, ResolvedRequest } from '../similarity/request.js';

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
+import { gramOf } from '../../backend/native/gram.js';
 import { InputError } from '../../errors.js';
 import { featureNumerators, featureTerms } from './feature-hsic.js';
 import { planFormulation, type Formulation } from './hsic-plan.js';
+import type { Kernel } from '../../formats/accumulators.js';
 
 export type { Formulation } from './hsic-plan.js';
 
@@ -126,12 +128,8 @@ export async function batchHsicPlanned(sets: tf.Tensor[], perms: Int32Array[], k
   return { b, hsic, nullHsic };
 }
 
-/**
- * The kernel of the Gram matrices: linear (K = X X^T) or RBF with the median-distance bandwidth of
- * Kornblith et al.'s notebook, K_ij = exp(-d_ij^2 / (2 median(d^2))), the median taken over all b^2
- * entries of the batch's squared-distance matrix (diagonal included, as np.median does there).
- */
-export type Kernel = 'linear' | 'rbf';
+/** The kernel of the Gram matrices (the accumulators record it: src/formats/accumulators.ts). */
+export type { Kernel };
 
 /**
  * A set's features (b x p) centred over the batch and scaled to unit RMS, and that scale (a scalar
@@ -148,8 +146,7 @@ function centredScaled(set: tf.Tensor, b: number): [tf.Tensor2D, tf.Tensor] {
 
 /** U(K) (b x b) of centred, scaled features z, K the linear or RBF Gram. */
 function uCentredGram(z: tf.Tensor2D, offDiagonal: tf.Tensor2D, b: number, kernel: Kernel): tf.Tensor2D {
-  // Measured on wasm: an explicit transpose before matMul is several times faster than transposeB.
-  const dot = tf.matMul(z, tf.transpose(z)) as tf.Tensor2D;
+  const dot = gramOf(z); // ssyrk with native OpenBLAS, else transpose + matMul
   const k = tf.mul(kernel === 'rbf' ? rbfFromDot(dot, b) : dot, offDiagonal);
   const r = tf.sum(k, 1);
   const total = tf.sum(r);

@@ -1,47 +1,9 @@
 import { InputError } from '../../errors.js';
 import { makeRng, permutation, subSeed, type Rng } from '../../util/rng.js';
-import type { Kernel } from './hsic.js';
+import type { MinibatchConfig, MinibatchState } from '../../formats/accumulators.js';
 
-/**
- * The whole state of a minibatch CKA run (Nguyen, Raghu, Kornblith 2021): float64 sums of the
- * per-batch unbiased HSIC of every pair of sets. Its size is (1 + bootstrap + permutations) x
- * sets x sets whatever the number of samples, and two states over disjoint batches of the same
- * run add up to the state of one run over both (`mergeStates`), because every random choice
- * (bootstrap weights, permutations) is drawn from the run seed and the batch's global index.
- *
- * Statistics, both over minibatches:
- * - bootstrap: an online Poisson bootstrap; replicate r adds batch t's terms w_rt ~ Poisson(1)
- *   times, so replicate sums are resampled-batch sums without storing per-batch terms;
- * - permutation null: null replicate q adds HSIC(K, P L P^T) with P a random permutation of the
- *   batch (the rows of the column set shuffled against the row set).
- */
-export interface MinibatchConfig {
-  batchSize: number;
-  /** Seed of the bootstrap weights and the permutations. */
-  seed: number;
-  /** Poisson bootstrap replicates (0 = none). */
-  bootstrap: number;
-  /** Permutation-null replicates (0 = none). */
-  permutations: number;
-  /** Kernel of the Gram matrices (default linear): 'rbf' gives RBF-kernel CKA. */
-  kernel?: Kernel;
-}
-
-export interface MinibatchState {
-  /** Unique set names, in the order of the accumulators' axes. */
-  sets: string[];
-  config: MinibatchConfig;
-  /** Global indices of the batches added (to refuse overlapping merges). */
-  batchIds: number[];
-  /** Samples over all batches added. */
-  samples: number;
-  /** sets x sets: sum over batches of the unbiased HSIC. */
-  hsic: Float64Array;
-  /** bootstrap x sets x sets: Poisson-weighted sums. */
-  boot: Float64Array;
-  /** permutations x sets x sets: sums of HSIC(K, P L P^T). */
-  nullHsic: Float64Array;
-}
+/** The state's shape is the accumulators' file format (src/formats/accumulators.ts); the rules of adding and merging are here. */
+export type { MinibatchConfig, MinibatchState } from '../../formats/accumulators.js';
 
 export function validateConfig(c: MinibatchConfig): void {
   if (!Number.isInteger(c.batchSize) || c.batchSize < 4) {

@@ -1,17 +1,8 @@
-import { Worker } from 'node:worker_threads';
-import { InputError } from '../../errors.js';
-import { awaitWorker } from '../../util/worker.js';
-import { activeBackend, type BackendChoice } from '../../backend/index.js';
-import type { ActivationSet } from '../activation-set.js';
+import { runTasks, threadBackend } from '../../parallel/threads.js';
+import type { ActivationSet } from '../../formats/activations.js';
 import { planBatches, requireBatchableSets, type BatchTerms, type MinibatchRunOptions, type Shard } from './batches.js';
 import { addBatch, emptyState, type MinibatchConfig, type MinibatchState } from './state.js';
 import { shareSet } from '../shared-set.js';
-
-/** Messages from minibatch-worker.ts. */
-export type MinibatchWorkerMessage =
-  | { type: 'batch'; terms: BatchTerms }
-  | { type: 'done' }
-  | { type: 'error'; message: string; input: boolean; stack?: string };
 
 /** What a worker is given: the shared sets and its share of the batches. */
 export interface MinibatchWorkerData {
@@ -20,7 +11,6 @@ export interface MinibatchWorkerData {
   shard?: Shard;
   part: Shard;
   run: MinibatchRunOptions;
-  backend: BackendChoice;
 }
 
 /**
@@ -39,11 +29,7 @@ export async function minibatchStateOfSetsInWorkers(
   count: number,
   opts: { shard?: Shard; run?: MinibatchRunOptions; onBatch?: (id: number, samples: number) => void } = {},
 ): Promise<MinibatchState> {
-  if (!Number.isInteger(count) || count < 1) throw new InputError(`--workers: expected a positive integer, got ${count}`);
-  const backend = activeBackend() as BackendChoice;
-  if (count > 1 && backend !== 'wasm' && backend !== 'cpu') {
-    throw new InputError(`--workers ${count}: worker threads are for the wasm and cpu backends (one instance per thread); the ${backend} backend uses its device from one thread`);
-  }
+  const backend = threadBackend(count);
   const n = requireBatchableSets(sets);
   const state = emptyState(sets.map((s) => s.name), config);
   // Validates the plan here, so a bad --batch-size fails before any thread starts.
@@ -60,18 +46,14 @@ export async function minibatchStateOfSetsInWorkers(
       next++;
     }
   };
-  await Promise.all(
-    Array.from({ length: count }, (_, index) => {
-      const workerData: MinibatchWorkerData = { sets: shared, config, shard: opts.shard, part: { index, count }, run: opts.run ?? {}, backend };
-      return awaitWorker<MinibatchWorkerMessage, true>(new Worker(new URL('./worker.js', import.meta.url), { workerData }), `worker ${index}`, (msg) => {
-        if (msg.type === 'batch') {
-          take(msg.terms);
-          return undefined;
-        }
-        return msg.type === 'done' ? { result: true } : { failure: msg };
-      });
-    }),
-  );
+  // Each batch's terms arrive as the worker's progress; the workers' results are empty.
+  await runTasks<MinibatchWorkerData, null, BatchTerms>({
+    script: new URL('./worker.js', import.meta.url),
+    count,
+    backend,
+    data: (index) => ({ sets: shared, config, shard: opts.shard, part: { index, count }, run: opts.run ?? {} }),
+    onProgress: (_, terms) => take(terms),
+  });
   if (next !== order.length) throw new Error(`minibatch workers: ${order.length - next} of ${order.length} batches never arrived (a bug)`);
   return state;
 }

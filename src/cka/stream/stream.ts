@@ -2,6 +2,7 @@ import { InputError } from '../../errors.js';
 import type { Dataset } from '../../data/index.js';
 import { activeBackend } from '../../backend/index.js';
 import { provenance } from '../../util/provenance.js';
+import { threadBackend } from '../../parallel/threads.js';
 import { captureBatches, closeCaptureModel, describeAttack, describeModel, loadCaptureData, openCaptureModel, validateAttackLoss, validateInputs, type CaptureModel } from '../capture/source.js';
 import { accumulateMinibatches, planBatches, type BatchSpan, type MinibatchBatch, type Shard } from '../minibatch/batches.js';
 import { emptyState, validateConfig, type MinibatchConfig } from '../minibatch/state.js';
@@ -18,9 +19,7 @@ export type { StreamCkaOptions, StreamCkaResult, StreamAccumulation } from './op
 export async function streamMinibatch(opts: StreamCkaOptions): Promise<StreamCkaResult> {
   validateStream(opts);
   const workers = opts.workers ?? 1;
-  if (workers > 1 && !['wasm', 'cpu'].includes(activeBackend())) {
-    throw new InputError(`--workers ${workers}: worker threads are for the wasm and cpu backends (one instance per thread); the ${activeBackend()} backend uses its device from one thread`);
-  }
+  threadBackend(workers);
   const { state, context } = workers > 1 ? await accumulateInWorkers(opts, workers) : await accumulateStream(opts);
   const info = { shard: opts.shard ?? null, workers, provenance: provenance(activeBackend()) };
   const written = await writeMinibatchResults(opts.out, { state, context, info }, { provenance: info.provenance, shard: info.shard }, opts.notes);

@@ -1,17 +1,17 @@
 import type { CommandModule } from 'yargs';
 import { datasetNames, type DatasetName } from '../../data/index.js';
 import { DEFAULT_ATTACK_SETTINGS } from '../../attacks/suite.js';
-import { runEvaluation, formatEvalTable } from '../../probe/eval-run.js';
+import { runEvaluation, formatEvalTable, formatEvalWarnings } from '../../probe/eval-run.js';
 import { makeTicker } from '../progress.js';
 import { parseFraction, parseList } from '../parse.js';
 
 export const evalCommand: CommandModule = {
   command: 'eval',
-  describe: 'Clean and robust accuracy of models (checkpoints or probes) under FGSM, PGD, APGD-CE and APGD-DLR over an eps sweep',
+  describe: 'Clean and robust accuracy of models (checkpoints or probes) under FGSM, PGD, APGD, FAB-T, Square and AutoAttack over an eps sweep',
   builder: (y) =>
     y
       .option('model', { type: 'string', array: true, demandOption: true, describe: 'Checkpoint or probe directory (repeat or comma-separate for several)' })
-      .option('attacks', { type: 'string', default: 'clean,pgd20,apgd-ce,apgd-dlr', describe: 'Comma-separated: clean, fgsm, pgd<N> (default 20 steps), apgd-ce[<N>], apgd-dlr[<N>] (default 100 iterations), contrastive[<N>] (label-free NT-Xent PGD, default 20)' })
+      .option('attacks', { type: 'string', default: 'clean,pgd20,apgd-ce,apgd-dlr', describe: 'Comma-separated: clean, fgsm, pgd<N> (default 20 steps), apgd-ce[<N>], apgd-dlr[<N>], apgd-t[<N>], fab-t[<N>] (default 100 iterations), square[<N>] (default 5000 queries), contrastive[<N>] (label-free NT-Xent PGD, default 20); presets autoattack (standard: apgd-ce, apgd-t, fab-t, square on the survivors) and autoattack-rand (apgd-ce, apgd-dlr with EoT 20)' })
       .option('eps', { type: 'string', default: '8/255', describe: 'Comma-separated radii, fractions accepted: 2/255,4/255,8/255' })
       .option('norm', { choices: ['linf', 'l2'], default: 'linf', describe: 'Threat model' })
       .option('restarts', { type: 'number', default: 1, describe: 'Random restarts of PGD, APGD and the contrastive attack; each restart re-attacks only the samples that survived' })
@@ -52,6 +52,7 @@ export const evalCommand: CommandModule = {
       onProgress: (p) => tick(`${p.model} ${p.attack}${p.attack === 'clean' ? '' : ` eps ${p.eps.toFixed(4)}`}`, p.done, p.total),
     });
     process.stdout.write(formatEvalTable(res.rows) + '\n');
+    if (res.warnings.length > 0) process.stdout.write(formatEvalWarnings(res.warnings) + '\n');
     process.stdout.write(`wrote ${res.arrowFile} and ${res.jsonFile}\n`);
   },
 };

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { InputError } from '../../errors.js';
-import { importOnnx } from '../../import/onnx/import.js';
+import { importOnnx } from '../../pipeline/import-onnx.js';
 import type { DatasetName } from '../../data/index.js';
 
 function numbers(flag: string, v: unknown, count?: number): number[] | undefined {

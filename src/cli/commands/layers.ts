@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { readMeta } from '../../models/checkpoint.js';
-import type { CheckpointMeta } from '../../train/meta.js';
+import type { CheckpointMeta } from '../../models/checkpoint-meta.js';
 
 export const layersCommand: CommandModule = {
   command: 'layers <checkpoint>',

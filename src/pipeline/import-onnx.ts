@@ -1,16 +1,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { InputError } from '../../errors.js';
-import { saveCheckpoint } from '../../models/checkpoint.js';
-import { DEFAULT_TRAIN, type TrainConfig } from '../../train/options.js';
-import type { CheckpointMeta, ImportRecord } from '../../train/meta.js';
-import { DEFAULT_PGD } from '../../attacks/pgd.js';
-import { provenance } from '../../util/provenance.js';
-import { datasetNames, type DatasetName } from '../../data/index.js';
-import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, FASHION_MNIST_CLASSES, MNIST_CLASSES } from '../../data/class-names.js';
-import { decodeModel, opsetOf } from './proto.js';
-import { buildGraph, type InputScale } from './build.js';
+import { InputError } from '../errors.js';
+import { saveCheckpoint } from '../models/checkpoint.js';
+import { DEFAULT_TRAIN, type TrainConfig } from '../train/options.js';
+import type { CheckpointMeta, ImportRecord } from '../models/checkpoint-meta.js';
+import { DEFAULT_PGD } from '../attacks/pgd.js';
+import { provenance } from '../util/provenance.js';
+import { datasetNames, type DatasetName } from '../data/index.js';
+import { CIFAR10_CLASSES, CIFAR100_FINE_CLASSES, FASHION_MNIST_CLASSES, MNIST_CLASSES } from '../data/class-names.js';
+import { decodeModel, opsetOf } from '../import/onnx/proto.js';
+import { buildGraph, type InputScale } from '../import/onnx/build.js';
 
 /** ONNX files larger than this are refused before they are read (weights of a ResNet-152 are 240 MB). */
 export const MAX_ONNX_BYTES = 2 * 1024 ** 3 - 1;
