@@ -66,7 +66,7 @@ export const PRESETS: Record<string, Preset> = {
       },
       eval: { n: 200, batchSize: 100, threatModels: ['tm1', 'tm2'], threatSteps: 10, attacks: ['clean'], eps: [0.1] },
       probes: { epochs: 2, limit: 2000, evalLimit: 500 },
-      cka: { n: 512, batchSize: 64, bootstrap: 200, attack: { eps: 0.1, steps: 10 } },
+      cka: { n: 512, batchSize: 32, bootstrap: 200, attack: { eps: 0.1, steps: 10 } },
     },
   },
   'cifar10-resnet18': cifarPreset('cifar10-resnet18', 'cifar10', 'resnet18', 'CIFAR-10, ResNet-18: the study\'s grid (SL/CL/SCL x ST/AT/PAT/FAT, CL training eps 2/8/16 over 255) at the study\'s training settings; a lighter GPU run'),
