@@ -22,6 +22,19 @@ export function modelDirOf(ctx: StudyContext, cell: Cell): string {
   return path.join(stageDir(ctx.studyDir, modelSourceStage(cell)), 'model');
 }
 
+/** The CKA settings every within-cell and cross-cell stage shares (the study's data, n, batches, attack). */
+function ckaSettings(ctx: StudyContext) {
+  return {
+    dataset: ctx.config.dataset.name,
+    dataDir: ctx.config.dataset.dataDir,
+    n: ctx.config.cka.n,
+    batchSize: ctx.config.cka.batchSize,
+    seed: 0,
+    bootstrap: ctx.config.cka.bootstrap,
+    attack: analysisAttack(ctx.config),
+  };
+}
+
 function cellOf(ctx: StudyContext, name: string): Cell {
   const c = ctx.plan.cells.find((x) => x.name === name);
   if (!c) throw new Error(`study: no cell '${name}'`);
@@ -95,13 +108,7 @@ const RUNNERS: Record<Stage['kind'], Runner> = {
       models: [modelDirOf(ctx, cell)],
       out: work,
       inputs: ['clean', 'adv'],
-      dataset: ctx.config.dataset.name,
-      dataDir: ctx.config.dataset.dataDir,
-      n: ctx.config.cka.n,
-      batchSize: ctx.config.cka.batchSize,
-      seed: 0,
-      bootstrap: ctx.config.cka.bootstrap,
-      attack: analysisAttack(ctx.config),
+      ...ckaSettings(ctx),
     });
   },
   async cross(ctx, stage, work) {
@@ -110,13 +117,7 @@ const RUNNERS: Record<Stage['kind'], Runner> = {
       models: [modelDirOf(ctx, a), modelDirOf(ctx, b)],
       out: work,
       inputs: (stage.slice as { inputs: Array<'clean' | 'adv'> }).inputs,
-      dataset: ctx.config.dataset.name,
-      dataDir: ctx.config.dataset.dataDir,
-      n: ctx.config.cka.n,
-      batchSize: ctx.config.cka.batchSize,
-      seed: 0,
-      bootstrap: ctx.config.cka.bootstrap,
-      attack: analysisAttack(ctx.config),
+      ...ckaSettings(ctx),
     });
   },
   async report(ctx, _stage, work) {
