@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BN_TRAINING_GRAD_KERNEL, BN_TRAINING_KERNEL, nativeBatchNormSupports } from './native/index.js';
 
 /**
  * Cheaper BatchNorm backward passes, on every backend (they matter most on wasm, where each op is a
@@ -18,7 +19,12 @@ import * as tf from '@tensorflow/tfjs';
  *    when only dx is wanted, and dx itself as dy * tile(rsqrt) * scale. The replacement computes each
  *    input's gradient only when the tape asks for it, and dx as one multiply by a per-channel vector.
  *
- * Gradients agree with tfjs' own to float rounding (test/backend-batchnorm-grad.test.ts).
+ *    With the native kernels on (wasm backend, oneDNN loaded), the same op runs oneDNN's
+ *    batch-normalization primitive instead: one forward primitive for the statistics and the output,
+ *    one backward for dx, dgamma, dbeta (native/batchnorm-kernels.ts); otherwise the tfjs ops above.
+ *
+ * Gradients agree with tfjs' own to float rounding (test/backend-batchnorm-grad.test.ts, and
+ * test/backend-native.test.ts for the oneDNN path).
  */
 
 interface BatchNormLayerLike {
@@ -61,15 +67,27 @@ export function batchNormTrainingGradient(dy: tf.Tensor, x: tf.Tensor, mean: tf.
  * differentiable; the caller owns them).
  */
 export function batchNormTraining(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor } {
+  const native = nativeBatchNormSupports(x, gamma, beta, epsilon);
   let stats: { mean: tf.Tensor; variance: tf.Tensor } | undefined;
   const op = tf.customGrad(((xIn: tf.Tensor, gammaIn: tf.Tensor, betaIn: tf.Tensor, save: tf.GradSaveFunc) => {
-    const { mean, variance } = tf.moments(xIn, leadingAxes(xIn.rank));
-    const value = tf.batchNorm(xIn, mean, variance, betaIn as tf.Tensor1D, gammaIn as tf.Tensor1D, epsilon);
+    let mean: tf.Tensor;
+    let variance: tf.Tensor;
+    let value: tf.Tensor;
+    if (native) {
+      [value, mean, variance] = tf.engine().runKernel(BN_TRAINING_KERNEL, { x: xIn, scale: gammaIn, offset: betaIn }, { epsilon }) as tf.Tensor[];
+    } else {
+      ({ mean, variance } = tf.moments(xIn, leadingAxes(xIn.rank)));
+      value = tf.batchNorm(xIn, mean, variance, betaIn as tf.Tensor1D, gammaIn as tf.Tensor1D, epsilon);
+    }
     save([xIn, mean, variance, gammaIn]);
     // The forward pass runs inside a tidy: keep the statistics for the moving averages.
     stats = { mean: tf.keep(mean), variance: tf.keep(variance) };
     const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, m, v, g] = saved;
+      // Checked again: the native kernels may have been switched off between the passes (tests).
+      if (native && nativeBatchNormSupports(xs, g, g, epsilon)) {
+        return tf.engine().runKernel(BN_TRAINING_GRAD_KERNEL, { dy, x: xs, mean: m, variance: v, scale: g }, { epsilon }) as tf.Tensor[];
+      }
       const { dx, dgamma, dbeta } = batchNormTrainingGradient(dy, xs, m, v, g, epsilon);
       return [dx, dgamma, dbeta];
     };

@@ -20,10 +20,12 @@ const QUERY_MD: Record<number, number> = { 33: 131, 161: 132 }; // weights_md, d
 const FORMAT_ANY = 1;
 const MEMORY_ALLOCATE = 0xffffffffffffffffn; // DNNL_MEMORY_ALLOCATE: the library allocates the buffer
 
-export const PROP = { forwardTraining: 64, forwardInference: 96, backwardData: 160, backwardWeights: 192 } as const;
+export const PROP = { forwardTraining: 64, forwardInference: 96, backward: 128, backwardData: 160, backwardWeights: 192 } as const;
+/** dnnl_normalization_flags_t of v2.3+ (use_scale and use_shift: separate [C] vectors, not v2.0's packed scale_shift). */
+export const BN_FLAGS = { useGlobalStats: 0x1, useScale: 0x8, useShift: 0x10 } as const;
 export const ALG = { convolutionDirect: 1, eltwiseRelu: 31 } as const;
 /** DNNL_ARG_* execution argument ids. */
-export const ARG = { src: 1, dst: 17, weights: 33, bias: 41, diffSrc: 129, diffDst: 145, diffWeights: 161, diffBias: 169 } as const;
+export const ARG = { src: 1, dst: 17, weights: 33, bias: 41, mean: 49, variance: 50, scale: 51, shift: 52, diffSrc: 129, diffDst: 145, diffWeights: 161, diffBias: 169, diffScale: 255, diffShift: 256 } as const;
 
 export class DnnlError extends Error {
   constructor(call: string, status: number) {
@@ -71,6 +73,17 @@ export interface Dnnl {
   convForward(src: Layout, weights: Layout, bias: Layout | null, dst: Layout, geom: ConvGeometry, relu: boolean): DnnlPrimitive;
   convBackwardData(diffSrc: Layout, weights: Layout, diffDst: Layout, geom: ConvGeometry): DnnlPrimitive;
   convBackwardWeights(src: Layout, diffWeights: Layout, diffDst: Layout, geom: ConvGeometry): DnnlPrimitive;
+  /**
+   * Training-mode batch normalisation over every dim but C of `data` (src and dst share the layout):
+   * buffers src, scale [C], shift [C] -> dst, mean [C], variance [C] (biased, as tf.moments).
+   */
+  batchNormForwardTraining(data: Layout, epsilon: number): DnnlPrimitive;
+  /**
+   * Its full derivative (through the batch statistics): buffers src, mean, variance, diff_dst, scale,
+   * shift -> diff_src, diff_scale, diff_shift. oneDNN 2.x counts shift among the inputs of the
+   * backward pass with use_shift although its value does not enter the derivative.
+   */
+  batchNormBackward(data: Layout, epsilon: number): DnnlPrimitive;
   /** The OpenMP team size of the calling thread's next parallel regions (libgomp), when available. */
   setThreads(n: number): boolean;
   threads(): number | undefined;
@@ -91,6 +104,8 @@ export function bindDnnl(ffi: Ffi): Dnnl | { error: string } {
       mdByStrides: lib.func('int dnnl_memory_desc_init_by_strides(void *md, int ndims, const int64_t *dims, int dataType, const int64_t *strides)'),
       convFwd: lib.func('int dnnl_dilated_convolution_forward_desc_init(void *desc, int prop, int alg, const void *src, const void *weights, const void *bias, const void *dst, const int64_t *strides, const int64_t *dilates, const int64_t *padL, const int64_t *padR)'),
       convBwdData: lib.func('int dnnl_dilated_convolution_backward_data_desc_init(void *desc, int alg, const void *diffSrc, const void *weights, const void *diffDst, const int64_t *strides, const int64_t *dilates, const int64_t *padL, const int64_t *padR)'),
+      bnFwd: lib.func('int dnnl_batch_normalization_forward_desc_init(void *desc, int prop, const void *dataDesc, float epsilon, unsigned int flags)'),
+      bnBwd: lib.func('int dnnl_batch_normalization_backward_desc_init(void *desc, int prop, const void *diffDataDesc, const void *dataDesc, float epsilon, unsigned int flags)'),
       convBwdWeights: lib.func('int dnnl_dilated_convolution_backward_weights_desc_init(void *desc, int alg, const void *src, const void *diffWeights, const void *diffBias, const void *diffDst, const int64_t *strides, const int64_t *dilates, const int64_t *padL, const int64_t *padR)'),
       pdCreate: lib.func('int dnnl_primitive_desc_create(_Out_ uint64_t *pd, const void *opDesc, uintptr_t attr, uintptr_t engine, uintptr_t hint)'),
       pdQueryStr: lib.func('int dnnl_primitive_desc_query(uintptr_t pd, int what, int index, _Out_ const char **result)'),
@@ -222,6 +237,14 @@ export function bindDnnl(ffi: Ffi): Dnnl | { error: string } {
     return desc;
   };
 
+  const bnDesc = (prop: number, data: Uint8Array, epsilon: number) => {
+    const desc = new Uint8Array(OP_DESC_BYTES);
+    ok('dnnl_batch_normalization_forward_desc_init', f.bnFwd(desc, prop, data, epsilon, BN_FLAGS.useScale | BN_FLAGS.useShift));
+    return desc;
+  };
+  /** The per-channel vectors (scale, shift, statistics) of a normalisation over `data`. */
+  const channels = (data: Layout): Layout => ({ dims: [data.dims[1]], strides: [1] });
+
   let omp: { set: FfiFunction; get: FfiFunction } | undefined;
   if (runtime === 'OpenMP') {
     const gomp = loadFirst(ffi, ['libgomp.so.1', 'libiomp5.so']);
@@ -268,6 +291,28 @@ export function bindDnnl(ffi: Ffi): Dnnl | { error: string } {
       const desc = new Uint8Array(OP_DESC_BYTES);
       ok('dnnl_dilated_convolution_backward_weights_desc_init', f.convBwdWeights(desc, ALG.convolutionDirect, s, wAny, null, d, ...geometry(g)));
       return primitive(pd(desc, 0n, hint), [{ id: ARG.src, user: s }, { id: ARG.diffDst, user: d }, { id: ARG.diffWeights, user: w, staged: 'out' }]);
+    },
+    batchNormForwardTraining(data, epsilon) {
+      const [x, c] = [md(data), md(channels(data))];
+      const p = pd(bnDesc(PROP.forwardTraining, x, epsilon), 0n, 0n);
+      return primitive(p, [{ id: ARG.src, user: x }, { id: ARG.scale, user: c }, { id: ARG.shift, user: c }, { id: ARG.dst, user: x }, { id: ARG.mean, user: c }, { id: ARG.variance, user: c }]);
+    },
+    batchNormBackward(data, epsilon) {
+      const [x, c] = [md(data), md(channels(data))];
+      const hint = pd(bnDesc(PROP.forwardTraining, x, epsilon), 0n, 0n);
+      const desc = new Uint8Array(OP_DESC_BYTES);
+      ok('dnnl_batch_normalization_backward_desc_init', f.bnBwd(desc, PROP.backward, x, x, epsilon, BN_FLAGS.useScale | BN_FLAGS.useShift));
+      return primitive(pd(desc, 0n, hint), [
+        { id: ARG.src, user: x },
+        { id: ARG.mean, user: c },
+        { id: ARG.variance, user: c },
+        { id: ARG.diffDst, user: x },
+        { id: ARG.scale, user: c },
+        { id: ARG.shift, user: c },
+        { id: ARG.diffSrc, user: x },
+        { id: ARG.diffScale, user: c },
+        { id: ARG.diffShift, user: c },
+      ]);
     },
     setThreads(n) {
       if (!omp) return false;

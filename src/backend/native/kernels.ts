@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { BN_TRAINING_GRAD_KERNEL, BN_TRAINING_KERNEL, batchNormTrainingGradKernel, batchNormTrainingKernel } from './batchnorm-kernels.js';
 import { conv2dBackpropFilterNative, conv2dBackpropInputNative, conv2dNative, fusedConv2dNative } from './conv-kernels.js';
 import type { KernelArgs } from './heap.js';
 import { batchMatMulNative, fusedMatMulNative, GRAM_KERNEL, gramNative } from './matmul-kernels.js';
@@ -23,7 +24,8 @@ let registered: string[] | undefined;
 /**
  * Wrap the wasm backend's kernels (after registerWasmGradientKernels) so that they run natively
  * whenever the provider has the library loaded and enabled, and as before otherwise. Also registers
- * RobustsimGram (x x^T) for the CKA engines (gram.ts). Idempotent; returns the kernels wrapped.
+ * RobustsimGram (x x^T) for the CKA engines (gram.ts) and the two training-mode BatchNorm kernels
+ * (batchnorm-kernels.ts). Idempotent; returns the kernels wrapped.
  */
 export function registerNativeKernels(): string[] {
   if (registered) return registered;
@@ -49,6 +51,9 @@ export function registerNativeKernels(): string[] {
         return gramNative(blas, args);
       }) as unknown as tf.KernelFunc,
     });
+  }
+  for (const [kernelName, fn] of [[BN_TRAINING_KERNEL, batchNormTrainingKernel], [BN_TRAINING_GRAD_KERNEL, batchNormTrainingGradKernel]] as const) {
+    if (!tf.getKernel(kernelName, BACKEND)) tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc: fn as unknown as tf.KernelFunc });
   }
   registered = names;
   return names;
