@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
-import { convPrimitiveStats, cudaCandidates, gramOf, loadedCublas, nativeSummary, parseCublasMode, productOf, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
+import { batchNormTraining } from '../src/backend/batchnorm-grad.js';
+import { batchNormPrimitiveStats, convPrimitiveStats, cudaCandidates, gramOf, loadedCublas, nativeSummary, parseCublasMode, productOf, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
 import { geometryOf } from '../src/backend/native/conv-kernels.js';
 import { fromEnv, openblasCandidates } from '../src/backend/native/library-paths.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
@@ -159,6 +160,53 @@ test('gramOf (ssyrk, upper triangle mirrored) equals x x^T on the cpu backend, 2
   await assertNativeMatchesCpu('gram', () => [gramOf(tf.tensor2d(x.subarray(0, 45), [5, 9])), gramOf(tf.tensor3d(x, [3, 5, 9]))]);
 });
 
+test('training-mode BatchNorm (oneDNN): y, batch mean and variance, dx, dgamma, dbeta match the cpu backend; 2-D, 3-D, 4-D, batch 1', { skip: needs('dnnl')() }, async () => {
+  const before = batchNormPrimitiveStats().cached;
+  let seed = 40;
+  for (const shape of [[1, 3, 3, 5], [1, 4, 4, 16], [2, 5, 3, 3], [3, 2, 2, 64], [1, 6, 1, 1], [7, 5], [4, 6, 8]]) {
+    const c = shape[shape.length - 1];
+    const [x, g, b, dy] = [randomArray(tf.util.sizeFromShape(shape), seed++), randomArray(c, seed++), randomArray(c, seed++), randomArray(tf.util.sizeFromShape(shape), seed++)];
+    const eps = 1e-3;
+    await assertNativeMatchesCpu(`batch norm ${shape}`, () => {
+      const [xt, gt, bt, dyt] = [tf.tensor(x, shape).add(0.5), tf.tensor1d(g).add(1), tf.tensor1d(b), tf.tensor(dy, shape)];
+      const { y, mean, variance } = batchNormTraining(xt, gt, bt, eps);
+      const grads = tf.grads((a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(batchNormTraining(a, gg, bb, eps).y, dyt)))([xt, gt, bt]);
+      return [y, mean, variance, ...grads];
+    });
+  }
+  assert.ok(batchNormPrimitiveStats().cached > before, 'oneDNN batch-normalization primitives were built');
+  assert.equal(batchNormPrimitiveStats().declined, 0, 'oneDNN accepted every shape');
+});
+
+test('a BatchNormalization layer in training mode (oneDNN): output, moving statistics and weight gradients equal the wasm ops; no leaks', { skip: needs('dnnl')() }, async () => {
+  await tf.setBackend('wasm');
+  const shape = [4, 3, 3, 8];
+  const x = tf.tidy(() => tf.tensor(randomArray(tf.util.sizeFromShape(shape), 50), shape).mul(2).add(0.3));
+  const dy = tf.tensor(randomArray(tf.util.sizeFromShape(shape), 51), shape);
+  const run = async (native: boolean) => {
+    setNativeEnabled(native);
+    const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5, gammaInitializer: tf.initializers.randomUniform({ minval: 0.5, maxval: 1.5, seed: 1 }), betaInitializer: tf.initializers.randomUniform({ minval: -1, maxval: 1, seed: 2 }) });
+    tf.dispose(layer.apply(x, { training: false }) as tf.Tensor); // builds the weights
+    const vars = layer.trainableWeights.map((w) => w.read() as tf.Variable);
+    const step = () => tf.tidy(() => tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, dy)) as tf.Scalar, vars));
+    const tensors = tf.memory().numTensors;
+    const { value, grads } = step();
+    const out = [value, ...vars.map((v) => grads[v.name]), ...layer.getWeights().slice(2)];
+    const values = (await Promise.all(out.map((t) => t.data()))) as Float32Array[];
+    tf.dispose([value, ...Object.values(grads)]);
+    assert.equal(tf.memory().numTensors, tensors, `native ${native}: no tensors leak across a training-mode step`);
+    layer.dispose();
+    setNativeEnabled(true);
+    return values;
+  };
+  const built = batchNormPrimitiveStats().cached;
+  const native = await run(true);
+  assert.ok(batchNormPrimitiveStats().cached > built, 'the layer ran oneDNN batch normalisation');
+  const wasm = await run(false);
+  ['loss', 'dgamma', 'dbeta', 'moving mean', 'moving variance'].forEach((what, i) => assert.ok(relativeError(native[i], wasm[i]) < TOLERANCE, `${what}: ${relativeError(native[i], wasm[i])}`));
+  tf.dispose([x, dy]);
+});
+
 test('a whole training step (resnet, BatchNorm, strided shortcut) gives the same loss and gradients native and wasm; no leaks', { skip: needs('dnnl')() || needs('blas')() }, async () => {
   await tf.setBackend('wasm');
   const { model } = buildModel({ arch: resolveArch('resnet-small', 4), inputShape: [8, 8, 3], numClasses: 3, seed: 3 });
@@ -175,11 +223,13 @@ test('a whole training step (resnet, BatchNorm, strided shortcut) gives the same
     return v;
   };
   const built = convPrimitiveStats().cached;
+  const builtBn = batchNormPrimitiveStats().cached;
   await read(step()); // warm-up: builds the primitives
   const tensors = tf.memory().numTensors;
   const native = await read(step());
   assert.equal(tf.memory().numTensors, tensors, 'no tensors leak across a native training step');
   assert.ok(convPrimitiveStats().cached > built, 'the step ran oneDNN convolutions');
+  assert.ok(batchNormPrimitiveStats().cached > builtBn, 'the step ran oneDNN batch normalisation');
   setNativeEnabled(false);
   const wasm = await read(step());
   setNativeEnabled(true);
