@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { batchNormTraining } from '../src/backend/batchnorm-grad.js';
-import { batchNormPrimitiveStats, convPrimitiveStats, cudaCandidates, gramOf, loadedCublas, nativeSummary, parseCublasMode, productOf, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
+import { batchNormPrimitiveStats, reluPrimitiveStats, convPrimitiveStats, cudaCandidates, gramOf, loadedCublas, nativeSummary, parseCublasMode, productOf, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
 import { geometryOf } from '../src/backend/native/conv-kernels.js';
 import { fromEnv, openblasCandidates } from '../src/backend/native/library-paths.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
@@ -178,6 +178,30 @@ test('training-mode BatchNorm (oneDNN): y, batch mean and variance, dx, dgamma, 
   assert.equal(batchNormPrimitiveStats().declined, 0, 'oneDNN accepted every shape');
 });
 
+test('ReLU gradient (oneDNN eltwise backward) matches the cpu backend, zeros included; no leaks', { skip: needs('dnnl')() }, async () => {
+  const before = reluPrimitiveStats().runs;
+  let seed = 60;
+  for (const shape of [[1, 3, 3, 5], [2, 4, 4, 16], [7], [3, 9]]) {
+    const n = tf.util.sizeFromShape(shape);
+    // Every third entry exactly 0: tfjs' step(0) is 0, oneDNN's relu backward passes nothing at 0 either.
+    const x = randomArray(n, seed++).map((v, i) => (i % 3 === 0 ? 0 : v));
+    const dy = randomArray(n, seed++);
+    await assertNativeMatchesCpu(`relu ${shape}`, () => {
+      const dyt = tf.tensor(dy, shape);
+      return [tf.relu(tf.tensor(x, shape)), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), dyt)))(tf.tensor(x, shape))];
+    });
+  }
+  assert.ok(reluPrimitiveStats().runs >= before + 4, 'oneDNN relu backward ran for every shape');
+  await tf.setBackend('wasm');
+  const x = tf.tensor2d(randomArray(64, 70), [8, 8]);
+  const step = () => tf.tidy(() => tf.grad((a: tf.Tensor) => tf.sum(tf.square(tf.relu(a))))(x).dataSync()[0]);
+  step();
+  const tensors = tf.memory().numTensors;
+  step();
+  assert.equal(tf.memory().numTensors, tensors, 'no tensors leak');
+  x.dispose();
+});
+
 test('a BatchNormalization layer in training mode (oneDNN): output, moving statistics and weight gradients equal the wasm ops; no leaks', { skip: needs('dnnl')() }, async () => {
   await tf.setBackend('wasm');
   const shape = [4, 3, 3, 8];
@@ -224,12 +248,14 @@ test('a whole training step (resnet, BatchNorm, strided shortcut) gives the same
   };
   const built = convPrimitiveStats().cached;
   const builtBn = batchNormPrimitiveStats().cached;
+  const reluRuns = reluPrimitiveStats().runs;
   await read(step()); // warm-up: builds the primitives
   const tensors = tf.memory().numTensors;
   const native = await read(step());
   assert.equal(tf.memory().numTensors, tensors, 'no tensors leak across a native training step');
   assert.ok(convPrimitiveStats().cached > built, 'the step ran oneDNN convolutions');
   assert.ok(batchNormPrimitiveStats().cached > builtBn, 'the step ran oneDNN batch normalisation');
+  assert.ok(reluPrimitiveStats().runs > reluRuns, 'the step ran oneDNN relu gradients');
   setNativeEnabled(false);
   const wasm = await read(step());
   setNativeEnabled(true);

@@ -6,6 +6,7 @@ import { installBatchNormGradients } from './batchnorm-grad.js';
 import { installLazyConvGradients } from './conv-lazy-grad.js';
 import { initCublas, initNative, loadedCublas, registerNativeKernels, describeNative } from './native/index.js';
 import { importOptional } from './optional-import.js';
+import { installReluGradient } from './relu-grad.js';
 import { registerWasmGradientKernels } from './wasm-kernels.js';
 import { prepareWebgpu } from './webgpu.js';
 
@@ -52,6 +53,7 @@ async function switchTo(choice: BackendChoice): Promise<string> {
   if (chosen?.choice === choice && tfBackendName() === chosen.name) return chosen.name;
   installLazyConvGradients();
   installBatchNormGradients();
+  installReluGradient();
 
   const name = await prepare(choice);
   if (tfBackendName() !== name) {

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Dnnl, DnnlPrimitive, Layout } from './dnnl.js';
+import { onOneThread, type Dnnl, type DnnlPrimitive, type Layout } from './dnnl.js';
 import { f32, size, type KernelArgs, type WasmHeap } from './heap.js';
 import { nativeLibraries } from './provider.js';
 
@@ -10,6 +10,8 @@ import { nativeLibraries } from './provider.js';
  * full derivative (through the statistics) and dscale, dshift in another. This replaces tfjs'
  * moments + batchNorm forward and the closed-form backward's elementwise passes (batchnorm-grad.ts).
  *
+ * The primitives are built and run on one OpenMP thread (onOneThread in dnnl.ts says why).
+ *
  * Two kernels on the wasm backend, called only after nativeBatchNormSupports() said yes (so they
  * never need a fallback of their own):
  *   RobustsimBatchNormTraining      {x, scale, offset}, {epsilon} -> [y, mean, variance]
@@ -17,23 +19,6 @@ import { nativeLibraries } from './provider.js';
  */
 export const BN_TRAINING_KERNEL = 'RobustsimBatchNormTraining';
 export const BN_TRAINING_GRAD_KERNEL = 'RobustsimBatchNormTrainingGrad';
-
-/**
- * The primitives run on one OpenMP thread. They are memory-bound and take 0.2-2 ms per call at
- * batch 128 on one thread, while oneDNN's batch norm synchronises its threads several times per call
- * (statistics, then normalisation): with 2 threads on a loaded 2-core machine each barrier waited for
- * a descheduled thread and a call took 10-25 ms (DNNL_VERBOSE exec times, load average 4).
- */
-function singleThreaded<T>(dnnl: Dnnl, run: () => T): T {
-  const threads = dnnl.threads();
-  if (threads === undefined || threads === 1) return run();
-  dnnl.setThreads(1);
-  try {
-    return run();
-  } finally {
-    dnnl.setThreads(threads);
-  }
-}
 
 interface BnPrimitives {
   forward: DnnlPrimitive;
@@ -59,8 +44,7 @@ function primitivesFor(dnnl: Dnnl, shape: readonly number[], epsilon: number): B
   if (p === undefined) {
     const layout = layoutOf(shape);
     try {
-      // oneDNN fixes a primitive's thread count when it is created: create them single-threaded too.
-      p = singleThreaded(dnnl, () => ({ forward: dnnl.batchNormForwardTraining(layout, epsilon), backward: dnnl.batchNormBackward(layout, epsilon) }));
+      p = onOneThread(dnnl, () => ({ forward: dnnl.batchNormForwardTraining(layout, epsilon), backward: dnnl.batchNormBackward(layout, epsilon) }));
     } catch {
       p = null; // oneDNN rejects this shape: the tfjs ops handle it
     }
@@ -110,7 +94,7 @@ export function batchNormTrainingKernel(args: KernelArgs): tf.TensorInfo[] {
   const variance = heap.makeOutput([c], 'float32');
   // Views only after the last makeOutput (an allocation may grow the heap).
   const buffers = [f32(heap, x), f32(heap, scale), f32(heap, offset), f32(heap, y), f32(heap, mean), f32(heap, variance)];
-  singleThreaded(dnnl, () => forward.run(buffers));
+  onOneThread(dnnl, () => forward.run(buffers));
   return [y, mean, variance];
 }
 
@@ -125,6 +109,6 @@ export function batchNormTrainingGradKernel(args: KernelArgs): tf.TensorInfo[] {
   const gamma = f32(heap, scale);
   // The shift argument oneDNN requires is not read by the derivative: any [C] buffer does (dnnl.ts).
   const buffers = [f32(heap, x), f32(heap, mean), f32(heap, variance), f32(heap, dy), gamma, gamma, f32(heap, dx), f32(heap, dscale), f32(heap, doffset)];
-  singleThreaded(dnnl, () => backward.run(buffers));
+  onOneThread(dnnl, () => backward.run(buffers));
   return [dx, dscale, doffset];
 }

@@ -84,9 +84,29 @@ export interface Dnnl {
    * backward pass with use_shift although its value does not enter the derivative.
    */
   batchNormBackward(data: Layout, epsilon: number): DnnlPrimitive;
+  /** ReLU's derivative from its input: buffers src, diff_dst -> diff_src (dense, `n` elements). */
+  reluBackward(n: number): DnnlPrimitive;
   /** The OpenMP team size of the calling thread's next parallel regions (libgomp), when available. */
   setThreads(n: number): boolean;
   threads(): number | undefined;
+}
+
+/**
+ * Run `fn` with one OpenMP thread on the calling thread (oneDNN fixes a primitive's thread count when
+ * it is created, so wrap both creation and execution). For the memory-bound primitives (batch norm,
+ * eltwise): they take 0.2-2 ms per call at batch 128 on one thread, while their thread barriers cost
+ * 10-25 ms per call with 2 threads on a loaded 2-core machine (a barrier waits for a descheduled
+ * thread; DNNL_VERBOSE exec times at load average 4-5).
+ */
+export function onOneThread<T>(dnnl: Pick<Dnnl, 'threads' | 'setThreads'>, fn: () => T): T {
+  const threads = dnnl.threads();
+  if (threads === undefined || threads === 1) return fn();
+  dnnl.setThreads(1);
+  try {
+    return fn();
+  } finally {
+    dnnl.setThreads(threads);
+  }
 }
 
 const RUNTIMES: Record<number, string> = { 0: 'none', 1: 'sequential', 2: 'OpenMP', 4: 'TBB', 8: 'threadpool', 16: 'DPC++' };
@@ -106,6 +126,8 @@ export function bindDnnl(ffi: Ffi): Dnnl | { error: string } {
       convBwdData: lib.func('int dnnl_dilated_convolution_backward_data_desc_init(void *desc, int alg, const void *diffSrc, const void *weights, const void *diffDst, const int64_t *strides, const int64_t *dilates, const int64_t *padL, const int64_t *padR)'),
       bnFwd: lib.func('int dnnl_batch_normalization_forward_desc_init(void *desc, int prop, const void *dataDesc, float epsilon, unsigned int flags)'),
       bnBwd: lib.func('int dnnl_batch_normalization_backward_desc_init(void *desc, int prop, const void *diffDataDesc, const void *dataDesc, float epsilon, unsigned int flags)'),
+      eltwiseFwd: lib.func('int dnnl_eltwise_forward_desc_init(void *desc, int prop, int alg, const void *dataDesc, float alpha, float beta)'),
+      eltwiseBwd: lib.func('int dnnl_eltwise_backward_desc_init(void *desc, int alg, const void *diffDataDesc, const void *dataDesc, float alpha, float beta)'),
       convBwdWeights: lib.func('int dnnl_dilated_convolution_backward_weights_desc_init(void *desc, int alg, const void *src, const void *diffWeights, const void *diffBias, const void *diffDst, const int64_t *strides, const int64_t *dilates, const int64_t *padL, const int64_t *padR)'),
       pdCreate: lib.func('int dnnl_primitive_desc_create(_Out_ uint64_t *pd, const void *opDesc, uintptr_t attr, uintptr_t engine, uintptr_t hint)'),
       pdQueryStr: lib.func('int dnnl_primitive_desc_query(uintptr_t pd, int what, int index, _Out_ const char **result)'),
@@ -313,6 +335,15 @@ export function bindDnnl(ffi: Ffi): Dnnl | { error: string } {
         { id: ARG.diffScale, user: c },
         { id: ARG.diffShift, user: c },
       ]);
+    },
+    reluBackward(n) {
+      const x = md({ dims: [n], strides: [1] });
+      const fwd = new Uint8Array(OP_DESC_BYTES);
+      ok('dnnl_eltwise_forward_desc_init', f.eltwiseFwd(fwd, PROP.forwardTraining, ALG.eltwiseRelu, x, 0, 0));
+      const hint = pd(fwd, 0n, 0n);
+      const desc = new Uint8Array(OP_DESC_BYTES);
+      ok('dnnl_eltwise_backward_desc_init', f.eltwiseBwd(desc, ALG.eltwiseRelu, x, x, 0, 0));
+      return primitive(pd(desc, 0n, hint), [{ id: ARG.src, user: x }, { id: ARG.diffDst, user: x }, { id: ARG.diffSrc, user: x }]);
     },
     setThreads(n) {
       if (!omp) return false;

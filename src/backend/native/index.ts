@@ -6,3 +6,4 @@ export { cudaCandidates, pythonSitePackages, CUBLAS_LIB_ENV, CUDART_LIB_ENV } fr
 export { convPrimitiveStats } from './conv-kernels.js';
 export { batchNormPrimitiveStats, nativeBatchNormSupports, BN_TRAINING_KERNEL, BN_TRAINING_GRAD_KERNEL } from './batchnorm-kernels.js';
 export { OPENBLAS_ENV, DNNL_ENV } from './library-paths.js';
+export { nativeReluGradSupports, reluPrimitiveStats, RELU_GRAD_KERNEL } from './relu-kernels.js';

@@ -4,6 +4,7 @@ import { conv2dBackpropFilterNative, conv2dBackpropInputNative, conv2dNative, fu
 import type { KernelArgs } from './heap.js';
 import { batchMatMulNative, fusedMatMulNative, GRAM_KERNEL, gramNative } from './matmul-kernels.js';
 import { nativeLibraries, type NativeLibraries } from './provider.js';
+import { RELU_GRAD_KERNEL, reluGradKernel } from './relu-kernels.js';
 
 const BACKEND = 'wasm';
 
@@ -25,7 +26,7 @@ let registered: string[] | undefined;
  * Wrap the wasm backend's kernels (after registerWasmGradientKernels) so that they run natively
  * whenever the provider has the library loaded and enabled, and as before otherwise. Also registers
  * RobustsimGram (x x^T) for the CKA engines (gram.ts) and the two training-mode BatchNorm kernels
- * (batchnorm-kernels.ts). Idempotent; returns the kernels wrapped.
+ * (batchnorm-kernels.ts) and ReLU's gradient (relu-kernels.ts). Idempotent; returns the kernels wrapped.
  */
 export function registerNativeKernels(): string[] {
   if (registered) return registered;
@@ -52,7 +53,7 @@ export function registerNativeKernels(): string[] {
       }) as unknown as tf.KernelFunc,
     });
   }
-  for (const [kernelName, fn] of [[BN_TRAINING_KERNEL, batchNormTrainingKernel], [BN_TRAINING_GRAD_KERNEL, batchNormTrainingGradKernel]] as const) {
+  for (const [kernelName, fn] of [[BN_TRAINING_KERNEL, batchNormTrainingKernel], [BN_TRAINING_GRAD_KERNEL, batchNormTrainingGradKernel], [RELU_GRAD_KERNEL, reluGradKernel]] as const) {
     if (!tf.getKernel(kernelName, BACKEND)) tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc: fn as unknown as tf.KernelFunc });
   }
   registered = names;
