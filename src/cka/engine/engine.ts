@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { gramOf, productOf } from '../../backend/native/gram.js';
+import { gramOf, hostOpenBlas, productOf } from '../../backend/native/gram.js';
 import { InputError } from '../../errors.js';
 import type { ActivationSet } from '../../formats/activations.js';
 import { setStats, type SetStats } from './set-stats.js';
 import { centredFeatures, type CentredFeatures } from './centred-features.js';
+import { hostCkaSums, planHost } from './host-sums.js';
 
 /**
  * All-pairs linear CKA on the active tfjs backend.
@@ -117,6 +118,17 @@ export async function linearCkaSums(rowSets: ActivationSet[], colSets: Activatio
   const resident = union.reduce((s, x) => s + 4 * x.n * x.dim, 0) <= residentBytes;
   // When streaming, the unused resident allowance goes to taller panels (fewer re-uploads).
   const memoryBytes = (opts.memoryBytes ?? DEFAULT_MEMORY_BYTES) + (resident ? 0 : residentBytes);
+  const blas = hostOpenBlas();
+  if (blas) {
+    // Native OpenBLAS: Grams and products on host memory (host-sums.ts), on the tensor path's grid
+    // when the caller fixes it, else in panels as tall as the budget allows.
+    const fixed = opts.blockRows !== undefined || opts.chunkCols !== undefined;
+    const maxDim = Math.max(...union.map((s) => s.dim));
+    const hostPlan = fixed ? planTiles(n, m, sumDims, resident, { ...opts, memoryBytes }) : planHost(n, m, maxDim, resident, memoryBytes, opts.part?.count ?? 1);
+    const offsets = opts.estimator === 'debiased' ? stats.map((st) => uOffsets(st, n)) : null;
+    const sums = await hostCkaSums({ blas, sets: union, stats, offsets, plan: hostPlan, resident, productTerms: PRODUCT_TERMS, part: opts.part, onProgress: opts.onProgress });
+    return { prepared: { union, stats, rowIdx, colIdx, n, estimator: opts.estimator, plan: hostPlan, resident }, sums };
+  }
   const plan = planTiles(n, m, sumDims, resident, { ...opts, memoryBytes });
 
   const sums = new Float64Array(m * m);
