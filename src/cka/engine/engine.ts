@@ -111,7 +111,6 @@ export async function linearCkaSums(rowSets: ActivationSet[], colSets: Activatio
   const union: ActivationSet[] = [...rowSets, ...cols.filter((s) => !rowSets.includes(s))];
   const rowIdx = rowSets.map((s) => union.indexOf(s));
   const colIdx = cols.map((s) => union.indexOf(s));
-  const stats = union.map(setStats);
   const m = union.length;
   const sumDims = union.reduce((s, x) => s + x.dim, 0);
   const residentBytes = opts.residentBytes ?? DEFAULT_RESIDENT_BYTES;
@@ -125,10 +124,11 @@ export async function linearCkaSums(rowSets: ActivationSet[], colSets: Activatio
     const fixed = opts.blockRows !== undefined || opts.chunkCols !== undefined;
     const maxDim = Math.max(...union.map((s) => s.dim));
     const hostPlan = fixed ? planTiles(n, m, sumDims, resident, { ...opts, memoryBytes }) : planHost(n, m, maxDim, resident, memoryBytes, opts.part?.count ?? 1);
-    const offsets = opts.estimator === 'debiased' ? stats.map((st) => uOffsets(st, n)) : null;
-    const sums = await hostCkaSums({ blas, sets: union, stats, offsets, plan: hostPlan, resident, productTerms: PRODUCT_TERMS, part: opts.part, onProgress: opts.onProgress });
+    const debiasedOffsets = opts.estimator === 'debiased' ? (st: SetStats) => uOffsets(st, n) : null;
+    const { sums, stats } = await hostCkaSums({ blas, sets: union, debiasedOffsets, plan: hostPlan, resident, productTerms: PRODUCT_TERMS, part: opts.part, onProgress: opts.onProgress });
     return { prepared: { union, stats, rowIdx, colIdx, n, estimator: opts.estimator, plan: hostPlan, resident }, sums };
   }
+  const stats = union.map(setStats);
   const plan = planTiles(n, m, sumDims, resident, { ...opts, memoryBytes });
 
   const sums = new Float64Array(m * m);
