@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as arrow from 'apache-arrow';
+import { PRESETS } from '../src/pipeline/study/presets.js';
 
 /**
  * `npm run bench:study`: runs the fmnist-quick preset (`robustsim study --preset fmnist-quick
@@ -136,13 +137,20 @@ for (const s of stages) {
   k.s += s.seconds;
   kinds.set(s.kind, k);
 }
+const probes = (await table('probes.arrow')).toArray().map((r) => r.toJSON() as Record<string, any>);
+const probeLayers = [...new Set(probes.map((p) => p.layer as string))];
+const probeRows = [...new Set(probes.map((p) => p.cell as string))].map((c) => {
+  const at = (l: string) => probes.find((p) => p.cell === c && p.layer === l);
+  return `| ${c} | ${probeLayers.map((l) => { const p = at(l); return p ? `${p.clean_accuracy.toFixed(2)} / ${Number.isFinite(p.adversarial_accuracy) ? p.adversarial_accuracy.toFixed(2) : '—'}` : '—'; }).join(' | ')} |`;
+});
+const preset = PRESETS['fmnist-quick'].config as { training: { all: { limit: number; epochs: number } }; cka: { n: number; batchSize: number }; probes: { adversarialN: number } };
+const quiet = maxLoad <= os.cpus().length * 1.25;
 const acc = summary.filter((r) => r.kind === 'cell').map((r) => `| ${r.cell} | ${r.clean_accuracy.toFixed(3)} | ${Number.isFinite(r.tm1_accuracy) ? r.tm1_accuracy.toFixed(3) : '—'} | ${r.tm2_accuracy.toFixed(3)} | ${iv(r, 'redundancy_clean')} | ${iv(r, 'block_clean')} | ${iv(r, 'pooled_clean_vs_adv')} | ${r.duplicate_taps || 'none'} |`);
 const md = `<!-- measured section: written by \`npm run bench:study\` (bench/study.ts); do not edit by hand -->
 ## Measured run: fmnist-quick
 
 ${cpu}, ${os.cpus().length} cores, Node ${process.version}, wasm backend, \`--jobs ${jobs}\`. Load average (1, 5, 15 min)
-before: ${loadBefore}; after: ${loadAfter}; highest 1-min load seen during the run: ${maxLoad.toFixed(2)} (the machine was shared
-with other work, so these times are slower than on a quiet machine). Bench wall time this call: ${wall.toFixed(0)} s; first stage start to
+before: ${loadBefore}; after: ${loadAfter}; highest 1-min load seen during the run: ${maxLoad.toFixed(2)} (${quiet ? `at most the ${jobs} study jobs on ${os.cpus().length} cores: a quiet machine` : 'the machine was shared with other work, so these times are slower than on a quiet machine'}). Bench wall time this call: ${wall.toFixed(0)} s; first stage start to
 last stage end, from stages.log: ${studyWall.toFixed(0)} s (${(studyWall / 60).toFixed(1)} min).
 
 ### Wall time per stage kind (sum over stages; each stage one process, ${jobs} at a time)
@@ -165,14 +173,20 @@ ${stages.map((s) => `| ${s.id} | ${s.seconds.toFixed(1)} |`).join('\n')}
 |---|---|---|---|---|---|---|---|
 ${acc.join('\n')}
 
+### Per-layer linear probes (test accuracy, clean / under white-box PGD on the probe)
+
+| cell | ${probeLayers.join(' | ')} |
+|---|${probeLayers.map(() => '---').join('|')}|
+${probeRows.join('\n')}
+
 ### Findings
 
 | finding (SPEC.md) | what the study reports | what we measured (95% interval) | at this scale |
 |---|---|---|---|
 ${findings.map((f) => `| ${f.join(' | ')} |`).join('\n')}
 
-This is a tiny run (resnet-small of width 16, 2,000 Fashion-MNIST training images, 1 epoch, eps 0.1, CKA on 512 test images
-in 8 minibatches of 64): a finding that does not hold here is a result at this scale, not a statement about the reference study.
+This is a tiny run (resnet-small of width 16, ${preset.training.all.limit} Fashion-MNIST training images, ${preset.training.all.epochs} epoch, eps 0.1, CKA on ${preset.cka.n} test images
+in ${preset.cka.n / preset.cka.batchSize} minibatches of ${preset.cka.batchSize}; probes attacked on ${preset.probes.adversarialN} test images): a finding that does not hold here is a result at this scale, not a statement about the reference study.
 The intervals are over minibatches of the CKA evaluation only; they do not include training randomness (one seed per cell).
 `;
 const doc = path.resolve('docs/study.md');

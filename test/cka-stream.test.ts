@@ -119,6 +119,29 @@ test('two worker threads (each with its own wasm instance) give the same matrix 
   await assert.rejects(streamMinibatchCka({ ...base(path.join(root, 'x')), layers: ['nope'], workers: 2 }), (e: unknown) => e instanceof InputError && /--layers/.test(e.message));
 });
 
+test('--taps all streams every layer; the block taps\' entries equal the blocks run, on one thread and on two workers', async () => {
+  const blocks = path.join(root, 'taps-blocks');
+  const all = path.join(root, 'taps-all');
+  const allWorkers = path.join(root, 'taps-all-workers');
+  const { layers: _l, ...noLayers } = base(blocks);
+  await streamMinibatchCka({ ...noLayers, out: blocks, inputs: ['clean'] });
+  await streamMinibatchCka({ ...noLayers, out: all, inputs: ['clean'], tapSet: 'all' });
+  await streamMinibatchCka({ ...noLayers, out: allWorkers, inputs: ['clean'], tapSet: 'all', workers: 2 });
+  const b = await readSimilarity(path.join(blocks, 'similarity.arrow'));
+  const a = await readSimilarity(path.join(all, 'similarity.arrow'));
+  const w = await readSimilarity(path.join(allWorkers, 'similarity.arrow'));
+  const stage = (k: number) => [`conv${k}.conv`, `conv${k}.bn`, `conv${k}.relu`, `conv${k}`];
+  assert.deepEqual(a.rows, [...stage(1), ...stage(2), ...stage(3), 'pool', 'logits'].map((l) => `${l}@clean`));
+  assert.deepEqual(w.rows, a.rows);
+  assert.ok(Math.max(...Array.from(a.cka, (v, k) => Math.abs(v - w.cka[k]))) < 1e-12, 'workers change the --taps all matrix');
+  for (const [i, r] of b.rows.entries()) {
+    for (const [j, c] of b.cols.entries()) {
+      const v = a.cka[a.rows.indexOf(r) * a.cols.length + a.cols.indexOf(c)];
+      assert.ok(Math.abs(v - b.cka[i * b.cols.length + j]) < 1e-5, `${r} x ${c}: ${v} (all) vs ${b.cka[i * b.cols.length + j]} (blocks)`);
+    }
+  }
+});
+
 test('two models: A x B of a model with its copy is 1 on the diagonal, and within-model tables are written', async () => {
   const copy = path.join(root, 'copy');
   await cp(ckpt, copy, { recursive: true });

@@ -170,6 +170,33 @@ test('per-layer linear probes: one head per tap point, deeper features decode th
   model.dispose();
 });
 
+test('per-layer probes under attack: eps 0 leaves every accuracy as it was; a real attack lowers it at every layer', async () => {
+  const common = { checkpoint: st, limit: 256, evalLimit: 64, epochs: 4, lr: 0.02, overwrite: true };
+  const before = tf.memory().numTensors;
+  const none = await layerProbes({ ...common, out: path.join(root, 'probes-eps0'), adversarial: { n: 64, attack: { eps: 0, stepSize: 0, steps: 2 } } });
+  for (const r of none.results) assert.equal(r.adversarialAccuracy, r.testAccuracy, `${r.layer}: an eps-0 attack changed the accuracy`);
+  const hit = await layerProbes({ ...common, out: path.join(root, 'probes-adv'), adversarial: { n: 64, attack: { eps: 0.2, stepSize: 0.05, steps: 8 } } });
+  assert.equal(tf.memory().numTensors, before, 'adversarial layer probes leaked tensors');
+  for (const r of hit.results) {
+    assert.ok(r.adversarialAccuracy! <= r.testAccuracy, `${r.layer}: adversarial ${r.adversarialAccuracy} above clean ${r.testAccuracy}`);
+  }
+  const pool = hit.results.find((r) => r.layer === 'pool')!;
+  assert.ok(pool.adversarialAccuracy! < pool.testAccuracy - 0.2, `pool: white-box PGD at eps 0.2 should break a standard model's probe (clean ${pool.testAccuracy}, adv ${pool.adversarialAccuracy})`);
+  const meta = JSON.parse(await readFile(path.join(hit.out, 'meta.json'), 'utf8'));
+  assert.equal(meta.adversarial.samples, 64);
+  assert.equal(meta.adversarial.attack.eps, 0.2);
+});
+
+test('--taps all probes every layer after the input, in network order, the block taps among them', async () => {
+  const { results } = await layerProbes({ checkpoint: st, limit: 128, evalLimit: 32, epochs: 1, tapSet: 'all', out: path.join(root, 'probes-all'), overwrite: true });
+  const layers = results.map((r) => r.layer);
+  const stage = (k: number) => [`conv${k}.conv`, `conv${k}.bn`, `conv${k}.relu`, `conv${k}`];
+  assert.deepEqual(layers, [...stage(1), ...stage(2), ...stage(3), 'pool', 'logits']);
+  const blocks = ['conv1', 'conv2', 'conv3', 'pool', 'logits'];
+  assert.deepEqual(layers.filter((l) => blocks.includes(l)), blocks, 'block taps keep their order inside the full list');
+  await assert.rejects(layerProbes({ checkpoint: st, layers: ['nope'], tapSet: 'all', out: path.join(root, 'probes-bad') }), /unknown layer name\(s\) nope .*with --taps all/);
+});
+
 test('restarts only re-attack survivors: more restarts never raise robust accuracy', async () => {
   const { model } = await loadCheckpoint(st);
   const ds = await loadDataset({ name: 'fashion-mnist', split: 'test', seed: 4, limit: 48 });

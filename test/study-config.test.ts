@@ -29,6 +29,8 @@ const BAD: Array<[string, Edit, RegExp]> = [
   ['comparison naming a missing cell', (c) => (c.comparisons = { pairs: [{ a: 'sl-at', b: 'scl-at' }] }), /comparisons\.pairs\[0\]\.b: no cell named 'scl-at'/],
   ['method where the encoder is standard-trained', (c) => (c.cells = [{ scheme: 'cl', regime: 'st-fat', method: 'rocl' }]), /cells\[0\]\.method: 'rocl' has no effect in regime st-fat/],
   ['missing required key', (c) => delete c.cka, /cka: missing \(expected object\)/],
+  ['unknown tap set', (c) => (c.taps = 'every'), /taps: expected one of "blocks"\|"all"/],
+  ['negative adversarial probe samples', (c) => (c.probes.adversarialN = -1), /probes\.adversarialN: Too small/],
   ['augment none for a contrastive scheme', (c) => (c.training.all.augment = 'none'), /training\.all\.augment: 'none' for scheme cl/],
 ];
 

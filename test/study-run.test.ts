@@ -38,6 +38,11 @@ test('a local study writes report.html, study.arrow and summary.arrow; re-runnin
   assert.deepEqual([...new Set(cols.matrix)].sort(), ['best-match-adv', 'best-match-clean', 'clean', 'clean-vs-adv', 'cross-adv', 'cross-clean', 'adv'].sort());
   const summary = await arrowColumns(path.join(reference, 'summary.arrow'));
   assert.equal(summary.kind.filter((k) => k === 'cell').length, 4);
+  const probes = await arrowColumns(path.join(reference, 'probes.arrow'));
+  assert.deepEqual([...new Set(probes.cell)].sort(), ['cl-at', 'cl-st', 'sl-at', 'sl-st']);
+  for (const [k, v] of (probes.adversarial_accuracy as Array<number | string>).entries()) {
+    assert.ok(typeof v === 'number' && v >= 0 && v <= (probes.clean_accuracy[k] as number) + 0.25, `${String(probes.cell[k])} ${String(probes.layer[k])}: adversarial accuracy ${v}`);
+  }
   const before = (await readLog(reference)).length;
   const again = runCli(['study', '--config', config, '--out', reference]);
   assert.equal(again.code, 0, again.stderr);

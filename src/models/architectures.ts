@@ -161,6 +161,20 @@ export function buildModel(opts: BuildOptions): BuiltModel {
   return { model, taps };
 }
 
+/**
+ * Which layers analysis hooks: `blocks` are the model's tap points (stem, every residual block's
+ * output, pool, logits); `all` is every layer after the input (each conv, BatchNorm, ReLU, add,
+ * pooling), as the reference study hooked every named module.
+ */
+export type TapSet = 'blocks' | 'all';
+export const TAP_SETS = ['blocks', 'all'] as const satisfies readonly TapSet[];
+
+/** The tap points of a model under a tap set, in network order. */
+export function tapPoints(model: tf.LayersModel, blockTaps: readonly string[], set: TapSet = 'blocks'): string[] {
+  if (set === 'blocks') return [...blockTaps];
+  return model.layers.filter((l) => l.getClassName() !== 'InputLayer').map((l) => l.name);
+}
+
 /** A model whose outputs are the given tap layers (the tfjs way to hook layers). */
 export function tapModel(model: tf.LayersModel, taps: string[]): tf.LayersModel {
   const known = new Set(model.layers.map((l) => l.name));

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { InputError } from '../../errors.js';
 import { loadDataset, gatherBatch, type DatasetName, type Dataset } from '../../data/index.js';
 import { loadModelForAnalysis, type ProbeReference } from '../../models/classifier.js';
-import { tapModel } from '../../models/architectures.js';
+import { tapModel, tapPoints, type TapSet } from '../../models/architectures.js';
 import { batchTensors } from '../../models/inputs.js';
 import { loadProjectionEmbedder, type ProjectionEmbedder } from '../../models/projection.js';
 import { crossEntropyLoss } from '../../attacks/losses.js';
@@ -35,8 +35,10 @@ export interface CaptureSource {
   n: number;
   seed: number;
   batchSize: number;
-  /** Tap points; all of the model's by default. */
+  /** Tap points; all of the tap set's by default. */
   layers?: string[];
+  /** Which layers are tap points (default `blocks`). */
+  tapSet?: TapSet;
   inputs: InputKind[];
   /** PGD settings (model in inference mode); override the model's eval attack. */
   attack?: Partial<PgdOptions>;
@@ -72,16 +74,17 @@ export function validateAttackLoss(loss: string | undefined): void {
 }
 
 /** Load a checkpoint for capture; every failure after loading disposes what was loaded. */
-export async function openCaptureModel(checkpoint: string, key: string, source: Pick<CaptureSource, 'layers' | 'attack' | 'attackLoss' | 'inputs'>): Promise<CaptureModel> {
+export async function openCaptureModel(checkpoint: string, key: string, source: Pick<CaptureSource, 'layers' | 'tapSet' | 'attack' | 'attackLoss' | 'inputs'>): Promise<CaptureModel> {
   validateAttackLoss(source.attackLoss);
   const { model, meta, probe } = await loadModelForAnalysis(checkpoint);
   let embedder: ProjectionEmbedder | undefined;
   try {
-    const layers = source.layers?.length ? source.layers : meta.taps;
-    const unknown = layers.filter((l) => !meta.taps.includes(l));
-    if (unknown.length) throw new InputError(`--layers: unknown layer name(s) ${unknown.join(', ')} for ${checkpoint} (tap points: ${meta.taps.join(', ')})`);
+    const available = tapPoints(model, meta.taps, source.tapSet);
+    const layers = source.layers?.length ? source.layers : available;
+    const unknown = layers.filter((l) => !available.includes(l));
+    if (unknown.length) throw new InputError(`--layers: unknown layer name(s) ${unknown.join(', ')} for ${checkpoint} (tap points${source.tapSet === 'all' ? ' with --taps all' : ''}: ${available.join(', ')})`);
     // Network order whatever order the user listed them in.
-    const ordered = meta.taps.filter((t) => layers.includes(t));
+    const ordered = available.filter((t) => layers.includes(t));
     const attack = { ...meta.config.evalAttack, ...source.attack } as PgdOptions;
     validatePgd(attack);
     const attackLoss = source.attackLoss ?? 'cross-entropy';

@@ -20,6 +20,7 @@ export async function streamOf(req: ResolvedRequest, kernel: Kernel): Promise<Me
     seed: req.seed,
     batchSize: req.batchSize,
     layers: req.layers,
+    tapSet: req.tapSet,
     inputs: req.inputs!,
     attack: req.attack,
     attackLoss: req.attackLoss,

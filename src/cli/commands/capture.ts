@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { TAP_SETS, type TapSet } from '../../models/architectures.js';
 import { captureActivations } from '../../cka/capture/capture.js';
 import { ATTACK_LOSSES, type AttackLoss, type InputKind } from '../../cka/capture/source.js';
 import { datasetNames, type DatasetName } from '../../data/index.js';
@@ -19,6 +20,7 @@ export const captureCommand: CommandModule = {
       .option('seed', { type: 'number', default: 0, describe: 'Seed of the sample shuffle and attack random starts' })
       .option('batch-size', { type: 'number', default: 128 })
       .option('layers', { type: 'string', describe: 'Comma-separated tap points (default: all; see `robustsim layers`)' })
+      .option('taps', { choices: TAP_SETS, default: 'blocks', describe: 'Tap set: blocks (stem, every block, pool, logits) or all (every layer after the input: each conv, BatchNorm, ReLU, add); see `robustsim layers --taps`' })
       .option('inputs', { type: 'string', default: 'clean,adv', describe: 'clean, adv or clean,adv' })
       .option('attack-loss', { choices: ATTACK_LOSSES, default: 'cross-entropy', describe: 'What the attack maximises: cross-entropy of the label, or the contrastive loss through the projection head (cl/scl models, "threat model I")' })
       .option('norm', { choices: ['linf', 'l2'], describe: 'Attack norm (default: the model\'s evaluation attack)' })
@@ -40,6 +42,7 @@ export const captureCommand: CommandModule = {
       seed: a.seed as number,
       batchSize: a['batch-size'] as number,
       layers: parseList(a.layers),
+      tapSet: a.taps as TapSet,
       inputs: parseList(a.inputs) as InputKind[],
       attack,
       attackLoss: a['attack-loss'] as AttackLoss,

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { TAP_SETS, type TapSet } from '../../models/architectures.js';
 import { ATTACK_LOSSES, type AttackLoss, type InputKind } from '../../cka/capture/source.js';
 import { parseShard } from '../../cka/minibatch/batches.js';
 import type { Formulation } from '../../cka/minibatch/hsic.js';
@@ -63,6 +64,7 @@ export const ckaCommand: CommandModule = {
       .option('n', { type: 'number', default: 10000, describe: '--model: number of samples (first n after the seeded shuffle)' })
       .option('seed', { type: 'number', default: 0, describe: 'Seed of the sample shuffle, attack random starts, bootstrap weights and permutations' })
       .option('layers', { type: 'string', describe: '--model: comma-separated tap points (default: all; see `robustsim layers`)' })
+      .option('taps', { choices: TAP_SETS, default: 'blocks', describe: '--model: tap set: blocks (stem, every block, pool, logits) or all (every layer after the input: each conv, BatchNorm, ReLU, add); see `robustsim layers --taps`' })
       .option('inputs', { type: 'string', default: 'clean,adv', describe: '--model: clean, adv or clean,adv (adversarial inputs attack the model they are fed to)' })
       .option('norm', { choices: ['linf', 'l2'], describe: '--model: attack norm (default: each model\'s evaluation attack)' })
       .option('eps', { type: 'string', describe: '--model: attack radius (8/255 style accepted; default: each model\'s evaluation attack)' })
@@ -104,6 +106,7 @@ export const ckaCommand: CommandModule = {
             split: a.split as 'test' | 'train',
             n: a.n as number,
             layers: parseList(a.layers),
+            tapSet: a.taps as TapSet,
             inputs: parseList(a.inputs) as InputKind[],
             attack: readAttackOverride(a),
             attackLoss: a['attack-loss'] as AttackLoss | undefined,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InputError } from '../../errors.js';
+import { TAP_SETS } from '../../models/architectures.js';
 
 /**
  * The study config (`robustsim study --config study.json`): one JSON document naming the data, the
@@ -65,8 +66,12 @@ export const studySchema = z.strictObject({
     width: z.int().min(1).optional(),
     blocks: z.array(z.int().min(1)).min(1).optional(),
   }),
-  /** Tap points CKA compares: `blocks` (stem, every residual block, pool, logits). */
-  taps: z.enum(['blocks']).default('blocks'),
+  /**
+   * Tap points CKA and the probes look at: `blocks` (stem, every residual block, pool, logits) or
+   * `all` (every layer after the input: each conv, BatchNorm, ReLU and add, as the study hooked
+   * every named module).
+   */
+  taps: z.enum(TAP_SETS).default('blocks'),
   grid: z.strictObject({
     schemes: z.array(z.enum(SCHEMES)).min(1),
     regimes: z.array(z.enum(REGIMES)).min(1),
@@ -108,6 +113,8 @@ export const studySchema = z.strictObject({
       epochs: z.int().min(1).default(2),
       limit: z.int().min(1).optional(),
       evalLimit: z.int().min(1).optional(),
+      /** Test images on which each probe is attacked (white-box PGD through the encoder prefix, the analysis attack); 0 = clean only. */
+      adversarialN: z.int().min(0).default(200),
     })
     .optional(),
   cka: z.strictObject({

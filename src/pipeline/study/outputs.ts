@@ -16,10 +16,6 @@ export type { StudyResults, CellResult, MatrixResult, ComparisonResult } from '.
 import { stageDir } from './store.js';
 import type { Comparison } from './plan.js';
 
-
-
-
-
 function sumsOf(state: { sets: string[]; hsic: Float64Array; boot: Float64Array; config: { bootstrap: number } }): HsicSums {
   return { sets: state.sets, hsic: state.hsic, boot: state.boot, replicates: state.config.bootstrap };
 }
@@ -81,7 +77,7 @@ async function cellResult(ctx: StudyContext, cell: Cell, level: number): Promise
   let probes: CellResult['probes'] = [];
   if (ctx.config.probes) {
     const j = JSON.parse(await fs.readFile(path.join(stageDir(ctx.studyDir, `probes/${cell.name}`), 'probes.json'), 'utf8')) as { results: CellResult['probes'] };
-    probes = j.results.map((r) => ({ layer: r.layer, testAccuracy: r.testAccuracy, trainAccuracy: r.trainAccuracy }));
+    probes = j.results.map((r) => ({ layer: r.layer, dim: r.dim, testAccuracy: r.testAccuracy, trainAccuracy: r.trainAccuracy, adversarialAccuracy: r.adversarialAccuracy }));
   }
   return {
     cell,
@@ -237,10 +233,27 @@ export function summaryTable(r: StudyResults): arrow.Table {
   return withMetadata(arrow.tableFromArrays(data), { 'robustsim.study': r.name, 'robustsim.level': String(r.level), 'robustsim.format': 'robustsim-study-summary/1' });
 }
 
+/** probes.arrow: cell, layer, dim, train_accuracy, clean_accuracy, adversarial_accuracy (NaN when not measured). */
+export function probesTable(r: StudyResults): arrow.Table {
+  const rows = r.cells.flatMap((c) => c.probes.map((p) => ({ cell: c.cell.name, ...p })));
+  return withMetadata(
+    arrow.tableFromArrays({
+      cell: rows.map((p) => p.cell),
+      layer: rows.map((p) => p.layer),
+      dim: Int32Array.from(rows.map((p) => p.dim)),
+      train_accuracy: Float64Array.from(rows.map((p) => p.trainAccuracy)),
+      clean_accuracy: Float64Array.from(rows.map((p) => p.testAccuracy)),
+      adversarial_accuracy: Float64Array.from(rows.map((p) => p.adversarialAccuracy ?? NaN)),
+    }),
+    { 'robustsim.study': r.name, 'robustsim.format': 'robustsim-study-probes/1' },
+  );
+}
+
 export async function writeStudyOutputs(ctx: StudyContext, work: string): Promise<StudyResults> {
   const results = await gatherResults(ctx);
   await writeArrowFile(path.join(work, 'study.arrow'), studyTable(results));
   await writeArrowFile(path.join(work, 'summary.arrow'), summaryTable(results));
+  await writeArrowFile(path.join(work, 'probes.arrow'), probesTable(results));
   await writeFileAtomic(path.join(work, 'report.html'), await studyReportHtml(results, { version: ctx.plan.version }));
   return results;
 }

@@ -112,6 +112,13 @@ function sampleFactor(config: StudyConfig): number {
   return (arch.width / 16) ** 2 * (depth / 3) * (arch.block === 'bottleneck' ? 2.5 : 1) * (pixels / 784);
 }
 
+/** Full-network passes of attacking every layer's probe once: each attack runs the prefix up to its layer (about half the network on average). */
+function probeAttackDepth(config: StudyConfig): number {
+  const arch = resolveArch(config.arch.name, config.arch.width, config.arch.blocks);
+  const blockTaps = arch.stages.reduce((a, b) => a + b, 0) + 3;
+  return (config.taps === 'all' ? blockTaps * 4 : blockTaps) / 2;
+}
+
 /** Seconds per forward+backward sample pass of resnet-small on Fashion-MNIST, one wasm core (README's demo timings). */
 export const SECONDS_PER_PASS = 4e-3;
 
@@ -194,7 +201,7 @@ export function buildPlan(config: StudyConfig, cells: Cell[], version = PACKAGE_
     }
     if (config.probes) {
       const p = config.probes;
-      add(`probes/${cell.name}`, 'probes', [model], { epochs: p.epochs, limit: p.limit, evalLimit: p.evalLimit, attack: analysisAttack(config), seed: 0 }, (p.limit ?? limit) * (p.epochs + 1));
+      add(`probes/${cell.name}`, 'probes', [model], { epochs: p.epochs, limit: p.limit, evalLimit: p.evalLimit, adversarialN: p.adversarialN, attack: analysisAttack(config), taps: config.taps, seed: 0 }, (p.limit ?? limit) * (p.epochs + 1) + p.adversarialN * (1 + analysisAttack(config).steps) * probeAttackDepth(config));
     }
     add(`cka/${cell.name}`, 'cka', [model], ckaSlice, ckaPasses);
   }

@@ -30,6 +30,8 @@ function cifarPreset(name: string, dataset: 'cifar10' | 'cifar100', arch: string
       description: summary,
       dataset: { name: dataset, dataDir: `data/${dataset}` },
       arch: { name: arch },
+      // The study hooked every named module (conv and BN outputs inside blocks too).
+      taps: 'all',
       grid: { schemes: ['sl', 'cl', 'scl'], regimes: ['st', 'at', 'pat', 'fat'], trainEps: ['8/255'], seeds: [0] },
       cells: [
         { scheme: 'cl', regime: 'at', trainEps: '2/255' },
@@ -37,7 +39,7 @@ function cifarPreset(name: string, dataset: 'cifar10' | 'cifar100', arch: string
       ],
       training: { all: STUDY_TRAINING, fineTune: { epochs: 25, lr: 1e-3 } },
       eval: { n: 10000, batchSize: 256, threatModels: ['tm1', 'tm2'], threatSteps: 40, attacks: ['clean', 'apgd-ce', 'apgd-dlr'], eps: ['4/255', '8/255'] },
-      probes: { epochs: 10 },
+      probes: { epochs: 10, adversarialN: 1000 },
       cka: { n: 10000, batchSize: 256, bootstrap: 200, attack: { eps: '8/255', steps: 10 } },
       execution: { slurm: { time: '24:00:00', cpusPerTask: 8, gres: 'gpu:1', extra: [] } },
     },
@@ -65,7 +67,7 @@ export const PRESETS: Record<string, Preset> = {
         fineTune: { epochs: 1, limit: 2000 },
       },
       eval: { n: 200, batchSize: 100, threatModels: ['tm1', 'tm2'], threatSteps: 10, attacks: ['clean'], eps: [0.1] },
-      probes: { epochs: 2, limit: 2000, evalLimit: 500 },
+      probes: { epochs: 2, limit: 2000, evalLimit: 500, adversarialN: 100 },
       cka: { n: 512, batchSize: 32, bootstrap: 200, attack: { eps: 0.1, steps: 10 } },
     },
   },

@@ -87,22 +87,32 @@ function comparisonTable(r: StudyResults): string {
   return `<table>${head}${rows.join('')}</table>`;
 }
 
-function probeSpec(series: Array<{ name: string; points: Array<{ layer: string; accuracy: number }> }>, title: string): TopLevelSpec {
-  const order = series[0]?.points.map((p) => p.layer) ?? [];
+function probeSpec(series: Array<{ name: string; points: Array<{ layer: string; accuracy: number; input: 'clean' | 'adversarial' }> }>, title: string): TopLevelSpec {
+  const order = [...new Set(series.flatMap((s) => s.points.map((p) => p.layer)))];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,
     background: 'white',
     width: Math.max(240, order.length * 36),
     height: 200,
-    data: { values: series.flatMap((s) => s.points.map((p) => ({ model: s.name, layer: p.layer, accuracy: p.accuracy }))) },
+    data: { values: series.flatMap((s) => s.points.map((p) => ({ model: s.name, layer: p.layer, accuracy: p.accuracy, input: p.input }))) },
     mark: { type: 'line', point: true },
     encoding: {
       x: { field: 'layer', type: 'ordinal', sort: order, title: 'layer (network order)' },
       y: { field: 'accuracy', type: 'quantitative', scale: { domain: [0, 1] }, title: 'linear-probe test accuracy' },
       color: { field: 'model', type: 'nominal', title: 'cell' },
+      strokeDash: { field: 'input', type: 'nominal', sort: ['clean', 'adversarial'], title: 'inputs' },
+      detail: [{ field: 'model' }, { field: 'input' }],
     },
   } as TopLevelSpec;
+}
+
+/** A cell's probe curve points: clean test accuracy, and adversarial accuracy where it was measured. */
+function probePoints(c: CellResult): Array<{ layer: string; accuracy: number; input: 'clean' | 'adversarial' }> {
+  return c.probes.flatMap((p) => [
+    { layer: p.layer, accuracy: p.testAccuracy, input: 'clean' as const },
+    ...(p.adversarialAccuracy !== undefined && p.adversarialAccuracy !== null ? [{ layer: p.layer, accuracy: p.adversarialAccuracy, input: 'adversarial' as const }] : []),
+  ]);
 }
 
 function bestMatchSpec(c: ComparisonResult, input: string): TopLevelSpec {
@@ -166,7 +176,7 @@ export async function studyReportHtml(r: StudyResults, opts: { version: string }
   if (r.cells.some((c) => c.probes.length)) {
     for (const s of schemes) {
       const cells = r.cells.filter((c) => c.cell.scheme === s && c.probes.length);
-      parts.push(await figure(probeSpec(cells.map((c) => ({ name: c.cell.name, points: c.probes.map((p) => ({ layer: p.layer, accuracy: p.testAccuracy })) })), `${s.toUpperCase()}: linear probe per layer (clean test accuracy)`), s, `probe-${s}`));
+      parts.push(await figure(probeSpec(cells.map((c) => ({ name: c.cell.name, points: probePoints(c) })), `${s.toUpperCase()}: linear probe per layer (solid: clean, dashed: white-box PGD on the probe)`), s, `probe-${s}`));
     }
   } else parts.push('<p class="muted">Probes were not part of this study (config key <code>probes</code>).</p>');
   parts.push('<h2>Across cells</h2>');

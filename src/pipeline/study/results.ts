@@ -29,7 +29,8 @@ export interface CellResult {
   diagonal: Array<{ layer: string } & Interval>;
   accuracy: Record<string, number>;
   evalRows: Array<{ attack: string; eps: number; accuracy: number; n: number }>;
-  probes: Array<{ layer: string; testAccuracy: number; trainAccuracy: number }>;
+  /** Per tap point: clean train/test accuracy of its linear probe and, when measured, its accuracy under a white-box attack on the probe. */
+  probes: Array<{ layer: string; dim: number; testAccuracy: number; trainAccuracy: number; adversarialAccuracy?: number }>;
 }
 
 export interface ComparisonResult {

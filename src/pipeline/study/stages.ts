@@ -32,6 +32,7 @@ function ckaSettings(ctx: StudyContext) {
     seed: 0,
     bootstrap: ctx.config.cka.bootstrap,
     attack: analysisAttack(ctx.config),
+    tapSet: ctx.config.taps,
   };
 }
 
@@ -87,7 +88,7 @@ const RUNNERS: Record<Stage['kind'], Runner> = {
   },
   async probes(ctx, stage, work) {
     const cell = cellOf(ctx, stage.id.slice('probes/'.length));
-    const s = stage.slice as { epochs: number; limit?: number; evalLimit?: number; seed: number };
+    const s = stage.slice as { epochs: number; limit?: number; evalLimit?: number; adversarialN: number; seed: number };
     // A PAT cell's encoder is frozen: its layers are the pre-trained encoder's, so probe that checkpoint.
     const source = isFineTuned(cell.regime) && fineTuneMode(cell) === 'robust-linear' ? path.join(stageDir(ctx.studyDir, `train/${cell.encoder.name}`), 'model') : modelDirOf(ctx, cell);
     const { results } = await layerProbes({
@@ -99,6 +100,8 @@ const RUNNERS: Record<Stage['kind'], Runner> = {
       limit: s.limit,
       evalLimit: s.evalLimit,
       seed: s.seed,
+      tapSet: ctx.config.taps,
+      adversarial: s.adversarialN > 0 ? { n: s.adversarialN, attack: { ...analysisAttack(ctx.config), seed: s.seed } } : undefined,
     });
     await fs.writeFile(path.join(work, 'probes.json'), JSON.stringify({ source: path.relative(ctx.studyDir, source), results }, null, 1) + '\n');
   },
@@ -134,8 +137,8 @@ export async function runStage(ctx: StudyContext, stage: Stage): Promise<'ran' |
   }
   await commitStage(ctx.studyDir, stage, ctx.plan.version, (work) => RUNNERS[stage.kind](ctx, stage, work));
   if (stage.kind === 'report') {
-    // The study's three result files sit at the top of the study directory, copied from the report stage.
-    for (const f of ['report.html', 'study.arrow', 'summary.arrow']) await copyAtomic(path.join(stageDir(ctx.studyDir, stage.id), f), path.join(ctx.studyDir, f));
+    // The study's result files sit at the top of the study directory, copied from the report stage.
+    for (const f of ['report.html', 'study.arrow', 'summary.arrow', 'probes.arrow']) await copyAtomic(path.join(stageDir(ctx.studyDir, stage.id), f), path.join(ctx.studyDir, f));
   }
   return 'ran';
 }
