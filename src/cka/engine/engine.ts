@@ -7,7 +7,8 @@ import { centredFeatures, type CentredFeatures } from './centred-features.js';
 import { hostCkaSums, planHost } from './host-sums.js';
 
 /**
- * All-pairs linear CKA on the active tfjs backend.
+ * All-pairs linear CKA on the active tfjs backend; with native OpenBLAS on the wasm backend, the same
+ * sums on host memory without tensors (host-sums.ts).
  *
  * For every set X (n x p): centre the columns (means in float64 on the host); K = Xc Xc^T is then
  * already double-centred (H K H = K). The biased HSIC of two sets is <K, L>_F / (n-1)^2; the
