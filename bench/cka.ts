@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describeBackend, initBackend } from '../src/backend/index.js';
+import { hostOpenBlas } from '../src/backend/native/index.js';
 import { loadLine, machineLine } from './machine.js';
 import { linearCkaMatrix } from '../src/cka/engine/engine.js';
 import { linearCkaMatrixInWorkers } from '../src/cka/engine/workers.js';
@@ -46,6 +47,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.resolve(here, '../../bench/cka_numpy.py');
 
 const backend = await initBackend(process.argv.includes('--cpu') ? 'cpu' : 'auto');
+// The tiled engine's path: Grams and products on host memory through OpenBLAS, or tfjs tensors.
+const engineLabel = hostOpenBlas() ? `${backend}; native OpenBLAS on host memory` : backend;
 const widths = resnet18Widths(width);
 const sets = syntheticSets(n, widths);
 const features = sets.reduce((s, x) => s + x.dim, 0);
@@ -73,7 +76,7 @@ try {
   const rss = peakRssMiB();
 
   const rows: [string, number, string][] = [
-    [`robustsim tiled engine (biased, full data; ${backend})`, tEngine, 'same estimator as the NumPy rows'],
+    [`robustsim tiled engine (biased, full data; ${engineLabel})`, tEngine, 'same estimator as the NumPy rows'],
     ...(inWorkers ? [[`robustsim tiled engine, ${workers} worker threads`, tWorkers, `max diff to one thread ${workerDiff.toExponential(1)}`] as [string, number, string]] : []),
     [`robustsim minibatch (batch ${batchSize}; ${backend})`, tMinibatch, 'unbiased HSIC per batch: ~n*b work instead of n^2'],
   ];

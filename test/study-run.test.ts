@@ -101,6 +101,7 @@ test('SIGKILL mid-way, then re-run: finished stages are not redone and the resul
   }
   assert.deepEqual(await arrowColumns(path.join(dir, 'study.arrow')), await arrowColumns(path.join(reference, 'study.arrow')));
   assert.deepEqual(await arrowColumns(path.join(dir, 'summary.arrow')), await arrowColumns(path.join(reference, 'summary.arrow')));
+  assert.deepEqual(await arrowColumns(path.join(dir, 'probes.arrow')), await arrowColumns(path.join(reference, 'probes.arrow')));
 });
 
 function startSlurm(): { ok: true; conf: string } | { ok: false; why: string } {
@@ -123,10 +124,11 @@ test('--slurm: job arrays per level chained by afterok run the study on a real S
   const r = runCli(['study', '--config', config, '--out', dir, '--slurm']);
   assert.equal(r.code, 0, r.stderr);
   const jobs = [...r.stdout.matchAll(/level (\d+): job (\d+) \((\d+) task/g)].map((m) => ({ level: Number(m[1]), id: m[2], tasks: Number(m[3]) }));
-  assert.deepEqual(jobs.map((j) => j.level), [0, 1, 2], r.stdout);
-  assert.deepEqual(jobs.map((j) => j.tasks), [4, 14, 1]);
+  // Level 0: the 4 encoders; 1: cl's linear heads and sl's eval/probes/cka; 2: cl's eval/probes/cka and the 2 cross-scheme pairs; 3: report.
+  assert.deepEqual(jobs.map((j) => j.level), [0, 1, 2, 3], r.stdout);
+  assert.deepEqual(jobs.map((j) => j.tasks), [4, 8, 8, 1]);
   const level1 = await fs.readFile(path.join(dir, 'slurm', 'level-1.sh'), 'utf8');
-  assert.match(level1, /#SBATCH --array=0-13/);
+  assert.match(level1, /#SBATCH --array=0-7/);
   const deadline = Date.now() + 540_000;
   for (;;) {
     if (await fs.stat(path.join(dir, 'report.html')).then(() => true, () => false)) break;
@@ -142,9 +144,10 @@ test('--slurm: job arrays per level chained by afterok run the study on a real S
   const log = await readLog(dir);
   const done = new Map(log.filter((l) => l.event === 'done').map((l) => [l.stage, Date.parse(l.time)]));
   const starts = log.filter((l) => l.event === 'start');
-  assert.equal(starts.length, 19);
+  assert.equal(starts.length, 21);
   const lastTrain = Math.max(...[...done].filter(([s]) => s.startsWith('train/')).map(([, t]) => t));
   for (const s of starts.filter((l) => !l.stage.startsWith('train/'))) assert.ok(Date.parse(s.time) >= lastTrain, `${s.stage} started before level 0 finished`);
   assert.deepEqual(await arrowColumns(path.join(dir, 'study.arrow')), await arrowColumns(path.join(reference, 'study.arrow')));
   assert.deepEqual(await arrowColumns(path.join(dir, 'summary.arrow')), await arrowColumns(path.join(reference, 'summary.arrow')));
+  assert.deepEqual(await arrowColumns(path.join(dir, 'probes.arrow')), await arrowColumns(path.join(reference, 'probes.arrow')));
 });

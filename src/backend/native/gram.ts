@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadedCublas } from './cublas.js';
 import { GRAM_KERNEL } from './matmul-kernels.js';
+import type { OpenBlas } from './openblas.js';
 import { nativeEnabled, nativeLibraries } from './provider.js';
 
 /**
@@ -41,6 +42,16 @@ export function productOf(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
 /** Whether gramOf runs ssyrk (OpenBLAS loaded and enabled, wasm backend active). */
 export function nativeGramAvailable(): boolean {
   return Boolean(nativeLibraries()?.openblas) && tf.getBackend() === 'wasm' && Boolean(tf.getKernel(GRAM_KERNEL, 'wasm'));
+}
+
+/**
+ * OpenBLAS for the tiled CKA engine's host path (engine/host-sums.ts: Grams and products straight from
+ * the sets' Float32Arrays, no tensors): when it is loaded and enabled, the wasm backend is active (the
+ * backend the native kernels serve; cpu and webgpu keep the tensor path) and no cuBLAS is in use.
+ */
+export function hostOpenBlas(): OpenBlas | undefined {
+  const blas = nativeLibraries()?.openblas;
+  return blas && tf.getBackend() === 'wasm' && !loadedCublas() ? blas : undefined;
 }
 
 function useCublas(x: tf.Tensor) {

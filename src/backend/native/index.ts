@@ -1,6 +1,6 @@
 export { initNative, nativeSummary, describeNative, nativeEnabled, setNativeEnabled, setNativeThreads, parseNativeMode, nativeThreads, threadsPerWorker, NATIVE_MODES, NATIVE_ENV, NATIVE_THREADS_ENV, INSTALL_HINT, type NativeMode, type NativeSummary } from './provider.js';
 export { registerNativeKernels } from './kernels.js';
-export { gramOf, productOf, nativeGramAvailable } from './gram.js';
+export { gramOf, productOf, nativeGramAvailable, hostOpenBlas } from './gram.js';
 export { initCublas, loadedCublas, parseCublasMode, CUBLAS_ENV, type Cublas, type CublasMode } from './cublas.js';
 export { cudaCandidates, pythonSitePackages, CUBLAS_LIB_ENV, CUDART_LIB_ENV } from './cuda-paths.js';
 export { convPrimitiveStats } from './conv-kernels.js';

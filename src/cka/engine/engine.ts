@@ -1,12 +1,14 @@
 import * as tf from '@tensorflow/tfjs';
-import { gramOf, productOf } from '../../backend/native/gram.js';
+import { gramOf, hostOpenBlas, productOf } from '../../backend/native/gram.js';
 import { InputError } from '../../errors.js';
 import type { ActivationSet } from '../../formats/activations.js';
 import { setStats, type SetStats } from './set-stats.js';
 import { centredFeatures, type CentredFeatures } from './centred-features.js';
+import { hostCkaSums, planHost } from './host-sums.js';
 
 /**
- * All-pairs linear CKA on the active tfjs backend.
+ * All-pairs linear CKA on the active tfjs backend; with native OpenBLAS on the wasm backend, the same
+ * sums on host memory without tensors (host-sums.ts).
  *
  * For every set X (n x p): centre the columns (means in float64 on the host); K = Xc Xc^T is then
  * already double-centred (H K H = K). The biased HSIC of two sets is <K, L>_F / (n-1)^2; the
@@ -110,13 +112,24 @@ export async function linearCkaSums(rowSets: ActivationSet[], colSets: Activatio
   const union: ActivationSet[] = [...rowSets, ...cols.filter((s) => !rowSets.includes(s))];
   const rowIdx = rowSets.map((s) => union.indexOf(s));
   const colIdx = cols.map((s) => union.indexOf(s));
-  const stats = union.map(setStats);
   const m = union.length;
   const sumDims = union.reduce((s, x) => s + x.dim, 0);
   const residentBytes = opts.residentBytes ?? DEFAULT_RESIDENT_BYTES;
   const resident = union.reduce((s, x) => s + 4 * x.n * x.dim, 0) <= residentBytes;
   // When streaming, the unused resident allowance goes to taller panels (fewer re-uploads).
   const memoryBytes = (opts.memoryBytes ?? DEFAULT_MEMORY_BYTES) + (resident ? 0 : residentBytes);
+  const blas = hostOpenBlas();
+  if (blas) {
+    // Native OpenBLAS: Grams and products on host memory (host-sums.ts), on the tensor path's grid
+    // when the caller fixes it, else in panels as tall as the budget allows.
+    const fixed = opts.blockRows !== undefined || opts.chunkCols !== undefined;
+    const maxDim = Math.max(...union.map((s) => s.dim));
+    const hostPlan = fixed ? planTiles(n, m, sumDims, resident, { ...opts, memoryBytes }) : planHost(n, m, maxDim, resident, memoryBytes, opts.part?.count ?? 1);
+    const debiasedOffsets = opts.estimator === 'debiased' ? (st: SetStats) => uOffsets(st, n) : null;
+    const { sums, stats } = await hostCkaSums({ blas, sets: union, debiasedOffsets, plan: hostPlan, resident, productTerms: PRODUCT_TERMS, part: opts.part, onProgress: opts.onProgress });
+    return { prepared: { union, stats, rowIdx, colIdx, n, estimator: opts.estimator, plan: hostPlan, resident }, sums };
+  }
+  const stats = union.map(setStats);
   const plan = planTiles(n, m, sumDims, resident, { ...opts, memoryBytes });
 
   const sums = new Float64Array(m * m);

@@ -28,18 +28,8 @@ export interface SetStats {
 
 /** Column means, finiteness and variance checks, and the Gram diagonal of one set. */
 export function setStats(set: ActivationSet): SetStats {
-  const { n, dim, data, name } = set;
-  if (data.length !== n * dim) throw new InputError(`set '${name}': ${data.length} values, expected n*dim = ${n}*${dim}`);
-  const sums = new Float64Array(dim);
-  for (let i = 0; i < n; i++) {
-    const row = i * dim;
-    for (let j = 0; j < dim; j++) {
-      const v = data[row + j];
-      if (!Number.isFinite(v)) throw new InputError(`set '${name}': non-finite value ${v} at sample ${i}, feature ${j}`);
-      sums[j] += v;
-    }
-  }
-  const mean64 = sums.map((s) => s / n);
+  const { n, dim, data } = set;
+  const mean64 = columnMeans(set);
   const rowSq = new Float64Array(n);
   let trace = 0;
   for (let i = 0; i < n; i++) {
@@ -52,6 +42,38 @@ export function setStats(set: ActivationSet): SetStats {
     rowSq[i] = s;
     trace += s;
   }
+  return statsFromSums(set, mean64, rowSq, trace);
+}
+
+/** The float64 column means of a set, refusing non-finite values (first pass of setStats). */
+export function columnMeans(set: ActivationSet): Float64Array {
+  const { n, dim, data, name } = set;
+  if (data.length !== n * dim) throw new InputError(`set '${name}': ${data.length} values, expected n*dim = ${n}*${dim}`);
+  const sums = new Float64Array(dim);
+  for (let i = 0; i < n; i++) {
+    const row = i * dim;
+    for (let j = 0; j < dim; j++) sums[j] += data[row + j];
+  }
+  // A float64 sum of finite float32 values cannot overflow, so a non-finite sum means a non-finite
+  // value: only then look for the first one (no per-value check in the loop above).
+  if (!sums.every(Number.isFinite)) {
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < dim; j++) {
+        const v = data[i * dim + j];
+        if (!Number.isFinite(v)) throw new InputError(`set '${name}': non-finite value ${v} at sample ${i}, feature ${j}`);
+      }
+    }
+  }
+  return sums.map((s) => s / n);
+}
+
+/**
+ * The rest of setStats from the column means and the squared norms of the centred (unscaled) rows
+ * with their sum, which a caller may have gathered in its own pass over the data (host-sums.ts).
+ * Takes ownership of rowSq (scaled in place).
+ */
+export function statsFromSums(set: ActivationSet, mean64: Float64Array, rowSq: Float64Array, trace: number): SetStats {
+  const { n, dim, name } = set;
   if (!(trace > 0)) {
     throw new InputError(`set '${name}': every feature is constant over the ${n} samples (zero variance), so CKA is undefined`);
   }

@@ -25,7 +25,10 @@ export const FORMULATIONS: readonly Formulation[] = ['auto', 'gram', 'feature'];
  * matMuls ran at about the same rate, but each Gram set costs about 400 such flops per b x b entry
  * beyond its product (U-centring, stacking and regrouping: ~8 elementwise passes), which is what
  * makes narrow sets expensive on the Gram path. With these weights the model's crossover (total
- * width D ~ 0.8-3 b) falls where the measured one did.
+ * width D ~ 0.8-3 b) falls where the measured one did. With native OpenBLAS the same weights still
+ * fit (re-measured, b = 256, m = 12, load ~6: the feature path was faster up to D = 768 and the Gram
+ * path from D = 1536, where the model switches too): OpenBLAS speeds up both paths' products, the
+ * feature path's Z^T Z as much as the Grams, so the crossover did not move.
  */
 const ELEMENTWISE_WEIGHT = 50;
 const GRAM_PASSES = 8;

@@ -100,9 +100,24 @@ export function trainSlice(config: StudyConfig, enc: EncoderSpec): Record<string
   };
 }
 
-/** The fine-tuning mode of a scenario (SPEC: PAT = frozen encoder, robust head; FAT = everything). */
-export function fineTuneMode(cell: Cell): 'robust-linear' | 'full-adv' {
+/**
+ * Whether a cell's classifier comes from a fine-tuning stage: the PAT/FAT scenarios always, and the
+ * ST/AT scenarios of cl/scl, whose encoders have no trained classifier (SPEC: a linear head on the
+ * frozen encoder, clean data). SL's ST/AT models are their own classifiers.
+ */
+export function hasFineTuneStage(cell: Cell): boolean {
+  return isFineTuned(cell.regime) || cell.scheme !== 'sl';
+}
+
+/** The fine-tuning mode of a scenario (SPEC: ST/AT of cl/scl = clean linear head, PAT = frozen encoder with a robust head, FAT = everything). */
+export function fineTuneMode(cell: Cell): 'linear' | 'robust-linear' | 'full-adv' {
+  if (!isFineTuned(cell.regime)) return 'linear';
   return cell.regime === 'pat' || cell.regime === 'st-pat' ? 'robust-linear' : 'full-adv';
+}
+
+/** Whether the cell's encoder stays frozen under its classifier (its layers are the pre-trained encoder's). */
+export function hasFrozenEncoder(cell: Cell): boolean {
+  return hasFineTuneStage(cell) && fineTuneMode(cell) !== 'full-adv';
 }
 
 function sampleFactor(config: StudyConfig): number {
@@ -129,7 +144,7 @@ export function estimateSeconds(config: StudyConfig, passes: number): number {
 const TRAIN_SIZE: Record<string, number> = { 'fashion-mnist': 60000, mnist: 8500, cifar10: 50000, cifar100: 50000 };
 
 export function modelSourceStage(cell: Cell): string {
-  return isFineTuned(cell.regime) ? `finetune/${cell.name}` : `train/${cell.encoder.name}`;
+  return hasFineTuneStage(cell) ? `finetune/${cell.name}` : `train/${cell.encoder.name}`;
 }
 
 /** The comparisons across cells the config asks for, in a stable order, without repeats. */
@@ -187,10 +202,10 @@ export function buildPlan(config: StudyConfig, cells: Cell[], version = PACKAGE_
     const views = enc.scheme === 'sl' ? 1 : 2;
     const attackSteps = enc.regime === 'at' ? (ts.attack as { steps: number }).steps : 0;
     add(`train/${enc.name}`, 'train', [], ts, (t.epochs ?? 2) * limit * views * (1 + attackSteps) + (ts.evalLimit as number) * (1 + analysisAttack(config).steps));
-    if (isFineTuned(cell.regime)) {
+    if (hasFineTuneStage(cell)) {
       const ft = config.training.fineTune;
       const ftSlice = { mode: fineTuneMode(cell), epochs: ft.epochs, lr: ft.lr, limit: ft.limit, dataset: config.dataset.name, dataDir: config.dataset.dataDir, seed: cell.seed, evalLimit: ts.evalLimit, workers: t.workers };
-      add(`finetune/${cell.name}`, 'finetune', [`train/${enc.name}`], ftSlice, (ft.epochs ?? 5) * (ft.limit ?? limit) * (1 + Math.max(attackSteps, 3)));
+      add(`finetune/${cell.name}`, 'finetune', [`train/${enc.name}`], ftSlice, (ft.epochs ?? 5) * (ft.limit ?? limit) * (ftSlice.mode === 'linear' ? 0.5 : 1 + Math.max(attackSteps, 3)));
     }
     const model = modelSourceStage(cell);
     if (config.eval) {

@@ -8,8 +8,8 @@ import { streamMinibatchCka } from '../../cka/similarity/shortcuts.js';
 import type { TrainRequest } from '../../train/loop.js';
 import { InputError } from '../../errors.js';
 import type { StudyConfig } from './config.js';
-import { isFineTuned, type Cell } from './grid.js';
-import { analysisAttack, fineTuneMode, modelSourceStage, type Stage, type StudyPlan } from './plan.js';
+import type { Cell } from './grid.js';
+import { analysisAttack, fineTuneMode, hasFrozenEncoder, modelSourceStage, type Stage, type StudyPlan } from './plan.js';
 import { commitStage, stageDir, stageStatus } from './store.js';
 import { writeStudyOutputs } from './outputs.js';
 import type { StudyContext } from './context.js';
@@ -89,8 +89,8 @@ const RUNNERS: Record<Stage['kind'], Runner> = {
   async probes(ctx, stage, work) {
     const cell = cellOf(ctx, stage.id.slice('probes/'.length));
     const s = stage.slice as { epochs: number; limit?: number; evalLimit?: number; adversarialN: number; seed: number };
-    // A PAT cell's encoder is frozen: its layers are the pre-trained encoder's, so probe that checkpoint.
-    const source = isFineTuned(cell.regime) && fineTuneMode(cell) === 'robust-linear' ? path.join(stageDir(ctx.studyDir, `train/${cell.encoder.name}`), 'model') : modelDirOf(ctx, cell);
+    // A frozen encoder's layers are the pre-trained encoder's, so probe that checkpoint.
+    const source = hasFrozenEncoder(cell) ? path.join(stageDir(ctx.studyDir, `train/${cell.encoder.name}`), 'model') : modelDirOf(ctx, cell);
     const { results } = await layerProbes({
       checkpoint: source,
       out: path.join(work, 'probes'),
