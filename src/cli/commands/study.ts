@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import type { CommandModule } from 'yargs';
 import { InputError } from '../../errors.js';
+import { applyNativeFlags } from '../../backend/native/cli.js';
 import { formatPlan, loadStudy, planStatus, prepareStudyDir, PRESETS, runLocal, runStage, submitSlurm, writeK8sManifests, writeSlurmScripts } from '../../pipeline/study/index.js';
 
 interface StudyArgs {
@@ -62,6 +63,9 @@ export const studyCommand: CommandModule<object, StudyArgs> = {
       return;
     }
     const jobs = argv.jobs ?? Math.max(1, Math.min(4, os.availableParallelism()));
+    // Each --jobs child gets floor(cores / jobs) native threads (the children inherit the environment),
+    // so native threads x jobs never exceed the cores.
+    applyNativeFlags(undefined, jobs);
     const t0 = Date.now();
     const { ran, reused } = await runLocal(ctx, {
       jobs,
