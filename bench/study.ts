@@ -144,13 +144,14 @@ const probeRows = [...new Set(probes.map((p) => p.cell as string))].map((c) => {
   return `| ${c} | ${probeLayers.map((l) => { const p = at(l); return p ? `${p.clean_accuracy.toFixed(2)} / ${Number.isFinite(p.adversarial_accuracy) ? p.adversarial_accuracy.toFixed(2) : '—'}` : '—'; }).join(' | ')} |`;
 });
 const preset = PRESETS['fmnist-quick'].config as { training: { all: { limit: number; epochs: number } }; cka: { n: number; batchSize: number }; probes: { adversarialN: number } };
-const quiet = maxLoad <= os.cpus().length * 1.25;
+// Quiet = nothing else running when the study started (its own jobs and their native threads then make the load).
+const quiet = Number(loadBefore.split(',')[0]) < 1;
 const acc = summary.filter((r) => r.kind === 'cell').map((r) => `| ${r.cell} | ${r.clean_accuracy.toFixed(3)} | ${Number.isFinite(r.tm1_accuracy) ? r.tm1_accuracy.toFixed(3) : '—'} | ${r.tm2_accuracy.toFixed(3)} | ${iv(r, 'redundancy_clean')} | ${iv(r, 'block_clean')} | ${iv(r, 'pooled_clean_vs_adv')} | ${r.duplicate_taps || 'none'} |`);
 const md = `<!-- measured section: written by \`npm run bench:study\` (bench/study.ts); do not edit by hand -->
 ## Measured run: fmnist-quick
 
 ${cpu}, ${os.cpus().length} cores, Node ${process.version}, wasm backend, \`--jobs ${jobs}\`. Load average (1, 5, 15 min)
-before: ${loadBefore}; after: ${loadAfter}; highest 1-min load seen during the run: ${maxLoad.toFixed(2)} (${quiet ? `at most the ${jobs} study jobs on ${os.cpus().length} cores: a quiet machine` : 'the machine was shared with other work, so these times are slower than on a quiet machine'}). Bench wall time this call: ${wall.toFixed(0)} s; first stage start to
+before: ${loadBefore}; after: ${loadAfter}; highest 1-min load seen during the run: ${maxLoad.toFixed(2)} (${quiet ? `nothing else was running when it started: the load is the study's own ${jobs} jobs and their native threads` : 'the machine was shared with other work, so these times are slower than on a quiet machine'}). Bench wall time this call: ${wall.toFixed(0)} s; first stage start to
 last stage end, from stages.log: ${studyWall.toFixed(0)} s (${(studyWall / 60).toFixed(1)} min).
 
 ### Wall time per stage kind (sum over stages; each stage one process, ${jobs} at a time)
@@ -185,7 +186,7 @@ ${probeRows.join('\n')}
 |---|---|---|---|
 ${findings.map((f) => `| ${f.join(' | ')} |`).join('\n')}
 
-This is a tiny run (resnet-small of width 16, ${preset.training.all.limit} Fashion-MNIST training images, ${preset.training.all.epochs} epoch, eps 0.1, CKA on ${preset.cka.n} test images
+This is a tiny run (resnet-small of width 16, ${preset.training.all.limit} Fashion-MNIST training images, ${preset.training.all.epochs} epoch(s), eps 0.1, CKA on ${preset.cka.n} test images
 in ${preset.cka.n / preset.cka.batchSize} minibatches of ${preset.cka.batchSize}; probes attacked on ${preset.probes.adversarialN} test images): a finding that does not hold here is a result at this scale, not a statement about the reference study.
 The intervals are over minibatches of the CKA evaluation only; they do not include training randomness (one seed per cell).
 `;

@@ -51,7 +51,7 @@ export const PRESETS: Record<string, Preset> = {
     summary: 'Fashion-MNIST, resnet-small: SL/CL/SCL x ST/AT/FAT plus a 3-value training-eps sweep of SL-AT; about 30 min on 2 CPU cores',
     config: {
       name: 'fmnist-quick',
-      description: 'Fashion-MNIST, resnet-small (3 stages of width 16): SL/CL/SCL x ST/AT/FAT, plus SL-AT at training eps 0.05 and 0.2 beside the base 0.1. Tiny by design: 3,000 training images, 1 epoch (47 steps of 64); cl/scl ST/AT cells get a clean linear head (2 epochs on 2,000 images).',
+      description: 'Fashion-MNIST, resnet-small (3 stages of width 16): SL/CL/SCL x ST/AT/FAT, plus SL-AT at training eps 0.05 and 0.2 beside the base 0.1. Tiny by design: 6,000 training images, 2 epochs (188 steps of 64); fine-tuning (cl/scl ST/AT: a clean linear head; FAT: everything) 2 epochs on 3,000 images.',
       dataset: { name: 'fashion-mnist' },
       arch: { name: 'resnet-small' },
       grid: { schemes: ['sl', 'cl', 'scl'], regimes: ['st', 'at', 'fat'], trainEps: [0.1], seeds: [0] },
@@ -60,11 +60,11 @@ export const PRESETS: Record<string, Preset> = {
         { scheme: 'sl', regime: 'at', trainEps: 0.2 },
       ],
       training: {
-        all: { epochs: 1, limit: 3000, batchSize: 64, optimizer: 'adam', lr: 1e-3, attack: { steps: 3 } },
+        all: { epochs: 2, limit: 6000, batchSize: 64, optimizer: 'adam', lr: 1e-3, attack: { steps: 3 } },
         sl: { augment: 'none' },
         cl: { temperature: 0.5 },
         scl: { temperature: 0.5 },
-        fineTune: { epochs: 2, limit: 2000, lr: 3e-3 },
+        fineTune: { epochs: 2, limit: 3000, lr: 3e-3 },
       },
       eval: { n: 200, batchSize: 100, threatModels: ['tm1', 'tm2'], threatSteps: 10, attacks: ['clean'], eps: [0.1] },
       probes: { epochs: 2, limit: 2000, evalLimit: 500, adversarialN: 100 },
