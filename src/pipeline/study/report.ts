@@ -87,11 +87,11 @@ function comparisonTable(r: StudyResults): string {
   return `<table>${head}${rows.join('')}</table>`;
 }
 
-function probeSpec(series: Array<{ name: string; points: Array<{ layer: string; accuracy: number; input: 'clean' | 'adversarial' }> }>, title: string): TopLevelSpec {
+function probeSpec(series: Array<{ name: string; points: Array<{ layer: string; accuracy: number; input: 'clean' | 'adversarial' }> }>, title: string, subtitle: string): TopLevelSpec {
   const order = [...new Set(series.flatMap((s) => s.points.map((p) => p.layer)))];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
+    title: { text: title, subtitle },
     background: 'white',
     width: Math.max(240, order.length * 36),
     height: 200,
@@ -176,7 +176,7 @@ export async function studyReportHtml(r: StudyResults, opts: { version: string }
   if (r.cells.some((c) => c.probes.length)) {
     for (const s of schemes) {
       const cells = r.cells.filter((c) => c.cell.scheme === s && c.probes.length);
-      parts.push(await figure(probeSpec(cells.map((c) => ({ name: c.cell.name, points: probePoints(c) })), `${s.toUpperCase()}: linear probe per layer (solid: clean, dashed: white-box PGD on the probe)`), s, `probe-${s}`));
+      parts.push(await figure(probeSpec(cells.map((c) => ({ name: c.cell.name, points: probePoints(c) })), `${s.toUpperCase()}: linear probe per layer`, 'solid: clean; dashed: white-box PGD on the probe'), s, `probe-${s}`));
     }
   } else parts.push('<p class="muted">Probes were not part of this study (config key <code>probes</code>).</p>');
   parts.push('<h2>Across cells</h2>');
