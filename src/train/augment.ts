@@ -148,16 +148,28 @@ function perSample(values: ArrayLike<number>): tf.Tensor4D {
   return tf.tensor4d(Float32Array.from(values), [values.length, 1, 1, 1]);
 }
 
-function grayOf(x: tf.Tensor4D): tf.Tensor4D {
-  const [r, g, b] = tf.split(x, 3, 3);
-  return tf.addN([tf.mul(r, LUMA[0]), tf.mul(g, LUMA[1]), tf.mul(b, LUMA[2])]) as tf.Tensor4D;
+/**
+ * Luma of an RGB batch as one product [n*H*W, 3] x [3, k]: k = 1 gives the grey channel, k = 3 the grey
+ * image in all three channels. A GEMM (OpenBLAS when native kernels are on) instead of splitting the
+ * channel axis and tiling, which are slow strided passes on wasm.
+ */
+function grayOf(x: tf.Tensor4D, outChannels: 1 | 3 = 1): tf.Tensor4D {
+  const [n, h, w] = x.shape;
+  const weights = tf.tensor2d(Array.from({ length: 3 * outChannels }, (_, i) => LUMA[Math.floor(i / outChannels)]), [3, outChannels]);
+  return tf.reshape(tf.matMul(tf.reshape(x, [n * h * w, 3]), weights), [n, h, w, outChannels]) as tf.Tensor4D;
 }
 
-/** Pixel boxes -> tf.image.cropAndResize's normalised [y1, x1, y2, x2] (pixel centres on the grid). */
-function normalisedBoxes(boxes: Array<{ top: number; left: number; h: number; w: number }>, srcH: number, srcW: number): tf.Tensor2D {
+/**
+ * Pixel boxes -> tf.image.cropAndResize's normalised [y1, x1, y2, x2] (pixel centres on the grid). A
+ * flipped box swaps x1 and x2: cropAndResize then samples the mirrored positions, so a horizontal flip
+ * after the crop costs nothing (instead of a reverse pass and a select).
+ */
+function normalisedBoxes(boxes: Array<{ top: number; left: number; h: number; w: number }>, srcH: number, srcW: number, flip?: ArrayLike<number>): tf.Tensor2D {
   const out = new Float32Array(boxes.length * 4);
   boxes.forEach((b, i) => {
-    out.set([b.top / (srcH - 1), b.left / (srcW - 1), (b.top + b.h - 1) / (srcH - 1), (b.left + b.w - 1) / (srcW - 1)], i * 4);
+    const x1 = b.left / (srcW - 1);
+    const x2 = (b.left + b.w - 1) / (srcW - 1);
+    out.set([b.top / (srcH - 1), flip?.[i] ? x2 : x1, (b.top + b.h - 1) / (srcH - 1), flip?.[i] ? x1 : x2], i * 4);
   });
   return tf.tensor2d(out, [boxes.length, 4]);
 }
@@ -171,16 +183,18 @@ export function applyAugment(images: tf.Tensor4D, p: AugmentParams): tf.Tensor4D
     }
     const boxInd = tf.range(0, n, 1, 'int32') as tf.Tensor1D;
     let x: tf.Tensor4D = images;
+    // The flip rides on the last crop when there is one.
+    const flipInCrop = p.crop !== undefined || p.pad !== undefined;
     if (p.crop) {
-      x = tf.image.cropAndResize(x, normalisedBoxes(p.crop, height, width), boxInd, [height, width], 'bilinear');
+      x = tf.image.cropAndResize(x, normalisedBoxes(p.crop, height, width, p.pad ? undefined : p.flip), boxInd, [height, width], 'bilinear');
     }
     if (p.pad) {
       const k = p.pad.pad;
       const padded = tf.pad(x, [[0, 0], [k, k], [k, k], [0, 0]]);
       const boxes = Array.from({ length: n }, (_, i) => ({ top: p.pad!.dy[i], left: p.pad!.dx[i], h: height, w: width }));
-      x = tf.image.cropAndResize(padded, normalisedBoxes(boxes, height + 2 * k, width + 2 * k), boxInd, [height, width], 'bilinear');
+      x = tf.image.cropAndResize(padded, normalisedBoxes(boxes, height + 2 * k, width + 2 * k, p.flip), boxInd, [height, width], 'bilinear');
     }
-    if (p.flip.some((v) => v)) {
+    if (!flipInCrop && p.flip.some((v) => v)) {
       x = tf.where(tf.broadcastTo(perSample(p.flip).cast('bool'), x.shape), tf.reverse(x, 2), x) as tf.Tensor4D;
     }
     const jittered = p.brightness.some((v) => v !== 1) || p.contrast.some((v) => v !== 1) || p.saturation.some((v) => v !== 1) || p.hue.some((v) => v !== 0);
@@ -200,8 +214,7 @@ export function applyAugment(images: tf.Tensor4D, p: AugmentParams): tf.Tensor4D
       }
     }
     if (channels === 3 && p.grayscale.some((v) => v)) {
-      const g = grayOf(x);
-      x = tf.where(tf.broadcastTo(perSample(p.grayscale).cast('bool'), x.shape), tf.tile(g, [1, 1, 1, 3]), x) as tf.Tensor4D;
+      x = tf.where(tf.broadcastTo(perSample(p.grayscale).cast('bool'), x.shape), grayOf(x, 3), x) as tf.Tensor4D;
     }
     return x === images ? tf.clone(images) : x;
   });
