@@ -7,7 +7,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend/index.js';
 import { batchNormTraining } from '../src/backend/batchnorm-grad.js';
-import { batchNormPrimitiveStats, reluPrimitiveStats, convPrimitiveStats, cudaCandidates, gramOf, loadedCublas, nativeSummary, parseCublasMode, productOf, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
+import { batchNormPrimitiveStats, inferenceBatchNormStats, reluPrimitiveStats, convPrimitiveStats, cudaCandidates, gramOf, loadedCublas, nativeSummary, parseCublasMode, productOf, setNativeEnabled, parseNativeMode, threadsPerWorker, nativeThreads } from '../src/backend/native/index.js';
 import { geometryOf } from '../src/backend/native/conv-kernels.js';
 import { fromEnv, openblasCandidates } from '../src/backend/native/library-paths.js';
 import { buildModel, resolveArch } from '../src/models/architectures.js';
@@ -176,6 +176,34 @@ test('training-mode BatchNorm (oneDNN): y, batch mean and variance, dx, dgamma, 
   }
   assert.ok(batchNormPrimitiveStats().cached > before, 'oneDNN batch-normalization primitives were built');
   assert.equal(batchNormPrimitiveStats().declined, 0, 'oneDNN accepted every shape');
+});
+
+test('inference-mode BatchNorm (FusedBatchNorm, oneDNN with the given statistics) and its input gradient match the cpu backend; 2-D, 4-D, batch 1; no leaks', { skip: needs('dnnl')() }, async () => {
+  const before = inferenceBatchNormStats().cached;
+  let seed = 80;
+  for (const shape of [[1, 3, 3, 5], [2, 4, 4, 16], [3, 2, 2, 64], [7, 5]]) {
+    const c = shape[shape.length - 1];
+    const [x, m, v, g, b, dy] = [randomArray(tf.util.sizeFromShape(shape), seed++), randomArray(c, seed++), randomArray(c, seed++), randomArray(c, seed++), randomArray(c, seed++), randomArray(tf.util.sizeFromShape(shape), seed++)];
+    await assertNativeMatchesCpu(`inference batch norm ${shape}`, () => {
+      const [mt, vt, gt, bt, dyt] = [tf.tensor1d(m), tf.tensor1d(v).abs().add(0.1), tf.tensor1d(g).add(1), tf.tensor1d(b), tf.tensor(dy, shape)];
+      const f = (a: tf.Tensor) => tf.batchNorm(a, mt, vt, bt, gt, 1e-3);
+      return [f(tf.tensor(x, shape)), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(f(a), dyt)))(tf.tensor(x, shape))];
+    });
+  }
+  assert.ok(inferenceBatchNormStats().cached >= before + 4, 'oneDNN built an inference primitive per shape');
+  assert.equal(inferenceBatchNormStats().declined, 0, 'oneDNN accepted every shape');
+  await tf.setBackend('wasm');
+  // Without scale and offset the wasm kernel runs: same values as cpu.
+  await assertNativeMatchesCpu('inference batch norm without scale/offset', () => tf.batchNorm(tf.tensor2d(randomArray(12, 90), [3, 4]), tf.tensor1d([0, 0.1, 0.2, 0.3]), tf.tensor1d([1, 2, 3, 4])));
+  await tf.setBackend('wasm');
+  const x = tf.tensor4d(randomArray(2 * 3 * 3 * 4, 91), [2, 3, 3, 4]);
+  const stats = [tf.zeros([4]), tf.ones([4]), tf.zeros([4]), tf.ones([4])] as const;
+  const run = () => tf.tidy(() => tf.batchNorm(x, stats[0], stats[1], stats[2], stats[3]).dataSync()[0]);
+  run();
+  const tensors = tf.memory().numTensors;
+  run();
+  assert.equal(tf.memory().numTensors, tensors, 'no tensors leak');
+  tf.dispose([x, ...stats]);
 });
 
 test('ReLU gradient (oneDNN eltwise backward) matches the cpu backend, zeros included; no leaks', { skip: needs('dnnl')() }, async () => {

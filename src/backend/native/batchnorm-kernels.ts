@@ -112,3 +112,43 @@ export function batchNormTrainingGradKernel(args: KernelArgs): tf.TensorInfo[] {
   onOneThread(dnnl, () => backward.run(buffers));
   return [dx, dscale, doffset];
 }
+
+const inferenceCache = new Map<string, DnnlPrimitive | null>();
+
+/**
+ * tfjs' FusedBatchNorm (inference mode: the layer's moving statistics, e.g. every forward and
+ * backward pass of an attack) through oneDNN: y = (x - mean) / sqrt(variance + eps) * scale + offset
+ * in one pass. Returns undefined (the wasm kernel runs) without scale or offset, for other dtypes,
+ * statistics that are not one value per channel, or a shape oneDNN rejects.
+ */
+export function fusedBatchNormNative(dnnl: Dnnl, args: KernelArgs): tf.TensorInfo | undefined {
+  const { x, mean, variance, offset, scale } = args.inputs as unknown as Record<'x' | 'mean' | 'variance' | 'offset' | 'scale', tf.TensorInfo | undefined>;
+  const { varianceEpsilon } = args.attrs as unknown as { varianceEpsilon: number };
+  if (!x || !mean || !variance || !offset || !scale || x.shape.length < 2) return undefined;
+  const c = x.shape[x.shape.length - 1];
+  const all = [x, mean, variance, offset, scale];
+  if (all.some((t) => t.dtype !== 'float32') || size(x.shape) === 0) return undefined;
+  if ([mean, variance, offset, scale].some((t) => size(t.shape) !== c)) return undefined;
+  const key = `${x.shape.join('x')}|${varianceEpsilon}`;
+  let p = inferenceCache.get(key);
+  if (p === undefined) {
+    try {
+      p = onOneThread(dnnl, () => dnnl.batchNormForwardInference(layoutOf(x.shape), varianceEpsilon));
+    } catch {
+      p = null;
+    }
+    inferenceCache.set(key, p);
+  }
+  if (!p) return undefined;
+  const heap = args.backend as unknown as WasmHeap;
+  const y = heap.makeOutput([...x.shape], 'float32');
+  const buffers = [f32(heap, x), f32(heap, mean), f32(heap, variance), f32(heap, scale), f32(heap, offset), f32(heap, y)];
+  onOneThread(dnnl, () => p!.run(buffers));
+  return y;
+}
+
+/** Shapes with an inference primitive and shapes oneDNN declined (tests). */
+export function inferenceBatchNormStats(): { cached: number; declined: number } {
+  const prims = [...inferenceCache.values()];
+  return { cached: prims.filter(Boolean).length, declined: prims.filter((q) => q === null).length };
+}

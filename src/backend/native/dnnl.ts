@@ -79,6 +79,11 @@ export interface Dnnl {
    */
   batchNormForwardTraining(data: Layout, epsilon: number): DnnlPrimitive;
   /**
+   * Inference-mode batch normalisation with given statistics (tfjs' FusedBatchNorm): buffers src,
+   * mean [C], variance [C], scale [C], shift [C] -> dst.
+   */
+  batchNormForwardInference(data: Layout, epsilon: number): DnnlPrimitive;
+  /**
    * Its full derivative (through the batch statistics): buffers src, mean, variance, diff_dst, scale,
    * shift -> diff_src, diff_scale, diff_shift. oneDNN 2.x counts shift among the inputs of the
    * backward pass with use_shift although its value does not enter the derivative.
@@ -259,9 +264,9 @@ export function bindDnnl(ffi: Ffi): Dnnl | { error: string } {
     return desc;
   };
 
-  const bnDesc = (prop: number, data: Uint8Array, epsilon: number) => {
+  const bnDesc = (prop: number, data: Uint8Array, epsilon: number, extraFlags = 0) => {
     const desc = new Uint8Array(OP_DESC_BYTES);
-    ok('dnnl_batch_normalization_forward_desc_init', f.bnFwd(desc, prop, data, epsilon, BN_FLAGS.useScale | BN_FLAGS.useShift));
+    ok('dnnl_batch_normalization_forward_desc_init', f.bnFwd(desc, prop, data, epsilon, BN_FLAGS.useScale | BN_FLAGS.useShift | extraFlags));
     return desc;
   };
   /** The per-channel vectors (scale, shift, statistics) of a normalisation over `data`. */
@@ -318,6 +323,11 @@ export function bindDnnl(ffi: Ffi): Dnnl | { error: string } {
       const [x, c] = [md(data), md(channels(data))];
       const p = pd(bnDesc(PROP.forwardTraining, x, epsilon), 0n, 0n);
       return primitive(p, [{ id: ARG.src, user: x }, { id: ARG.scale, user: c }, { id: ARG.shift, user: c }, { id: ARG.dst, user: x }, { id: ARG.mean, user: c }, { id: ARG.variance, user: c }]);
+    },
+    batchNormForwardInference(data, epsilon) {
+      const [x, c] = [md(data), md(channels(data))];
+      const p = pd(bnDesc(PROP.forwardInference, x, epsilon, BN_FLAGS.useGlobalStats), 0n, 0n);
+      return primitive(p, [{ id: ARG.src, user: x }, { id: ARG.mean, user: c }, { id: ARG.variance, user: c }, { id: ARG.scale, user: c }, { id: ARG.shift, user: c }, { id: ARG.dst, user: x }]);
     },
     batchNormBackward(data, epsilon) {
       const [x, c] = [md(data), md(channels(data))];

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { BN_TRAINING_GRAD_KERNEL, BN_TRAINING_KERNEL, batchNormTrainingGradKernel, batchNormTrainingKernel } from './batchnorm-kernels.js';
+import { BN_TRAINING_GRAD_KERNEL, BN_TRAINING_KERNEL, batchNormTrainingGradKernel, batchNormTrainingKernel, fusedBatchNormNative } from './batchnorm-kernels.js';
 import { conv2dBackpropFilterNative, conv2dBackpropInputNative, conv2dNative, fusedConv2dNative } from './conv-kernels.js';
 import type { KernelArgs } from './heap.js';
 import { batchMatMulNative, fusedMatMulNative, GRAM_KERNEL, gramNative } from './matmul-kernels.js';
@@ -18,6 +18,7 @@ const NATIVE_KERNELS: Record<string, Fast> = {
   [tf.FusedConv2D]: (l, a) => (l.dnnl ? fusedConv2dNative(l.dnnl, a) : undefined),
   [tf.Conv2DBackpropInput]: (l, a) => (l.dnnl ? conv2dBackpropInputNative(l.dnnl, a) : undefined),
   [tf.Conv2DBackpropFilter]: (l, a) => (l.dnnl ? conv2dBackpropFilterNative(l.dnnl, a) : undefined),
+  [tf.FusedBatchNorm]: (l, a) => (l.dnnl ? fusedBatchNormNative(l.dnnl, a) : undefined),
 };
 
 let registered: string[] | undefined;
