@@ -4,7 +4,8 @@ import { InputError } from '../../errors.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { parseStudyConfig, type StudyConfig } from './config.js';
 import { checkConfig, expandCells } from './grid.js';
-import { buildPlan, estimateSeconds, type Stage } from './plan.js';
+import { buildPlan, estimateSeconds, SECONDS_PER_PASS, type Stage } from './plan.js';
+import { nativeSummary } from '../../backend/native/index.js';
 import { PRESETS } from './presets.js';
 import { stageStatus, type StageStatus } from './store.js';
 import type { StudyContext } from './stages.js';
@@ -88,9 +89,16 @@ export interface PlannedStage {
   seconds: number;
 }
 
+/** The cost model's seconds per sample pass on this machine's kernels (native when oneDNN is loaded). */
+export function passSeconds(): { seconds: number; kernels: 'wasm' | 'native' } {
+  const kernels = nativeSummary()?.onednn ? 'native' : 'wasm';
+  return { seconds: SECONDS_PER_PASS[kernels], kernels };
+}
+
 export async function planStatus(ctx: StudyContext): Promise<PlannedStage[]> {
   const out: PlannedStage[] = [];
-  for (const stage of ctx.plan.stages) out.push({ stage, status: await stageStatus(ctx.studyDir, stage), seconds: estimateSeconds(ctx.config, stage.passes) });
+  const { seconds } = passSeconds();
+  for (const stage of ctx.plan.stages) out.push({ stage, status: await stageStatus(ctx.studyDir, stage), seconds: estimateSeconds(ctx.config, stage.passes, seconds) });
   return out;
 }
 
@@ -111,7 +119,7 @@ export function formatPlan(ctx: StudyContext, planned: PlannedStage[]): string {
   const total = todo.reduce((s, p) => s + p.seconds, 0);
   lines.push(
     `${planned.length - todo.length} done, ${todo.filter((p) => p.status === 'pending').length} pending, ${todo.filter((p) => p.status === 'stale').length} stale; ` +
-      `estimated ${duration(total)} of one CPU core for what is left (a model of ${(4).toFixed(0)} ms per sample pass of resnet-small on Fashion-MNIST, scaled by width, depth and image size; a GPU is much faster)`,
+      `estimated ${duration(total)} of one CPU core for what is left (a model of ${(passSeconds().seconds * 1000).toFixed(1)} ms per sample pass of resnet-small on Fashion-MNIST on the ${passSeconds().kernels} kernels, scaled by width, depth and image size; a GPU is much faster)`,
   );
   return lines.join('\n');
 }

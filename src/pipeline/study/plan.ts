@@ -134,11 +134,15 @@ function probeAttackDepth(config: StudyConfig): number {
   return (config.taps === 'all' ? blockTaps * 4 : blockTaps) / 2;
 }
 
-/** Seconds per forward+backward sample pass of resnet-small on Fashion-MNIST, one wasm core (README's demo timings). */
-export const SECONDS_PER_PASS = 4e-3;
+/**
+ * Seconds per forward+backward sample pass of resnet-small on Fashion-MNIST on one core: 4 ms on the
+ * wasm kernels (the README's demo timings); 1.2 ms with the native kernels (OpenBLAS + oneDNN), from
+ * the measured fmnist-quick run in docs/study.md (16.5 core-minutes against 55.8 estimated at 4 ms).
+ */
+export const SECONDS_PER_PASS = { wasm: 4e-3, native: 1.2e-3 } as const;
 
-export function estimateSeconds(config: StudyConfig, passes: number): number {
-  return passes * SECONDS_PER_PASS * sampleFactor(config);
+export function estimateSeconds(config: StudyConfig, passes: number, perPass: number = SECONDS_PER_PASS.wasm): number {
+  return passes * perPass * sampleFactor(config);
 }
 
 const TRAIN_SIZE: Record<string, number> = { 'fashion-mnist': 60000, mnist: 8500, cifar10: 50000, cifar100: 50000 };

@@ -1,7 +1,7 @@
 import type { StudyConfigInput } from './config.js';
 
 /**
- * Shipped configs. `fmnist-quick` is sized for a laptop (about half an hour on 2 CPU cores with
+ * Shipped configs. `fmnist-quick` is sized for a laptop (9 minutes on 2 CPU cores with native kernels,
  * --jobs 2; docs/study.md has the measured run); the CIFAR presets are the reference study's settings
  * (SPEC.md) for GPU machines, with their estimated cost in docs/study.md. The CIFAR presets need
  * the binary files: `--data-dir DIR`.
@@ -48,7 +48,7 @@ function cifarPreset(name: string, dataset: 'cifar10' | 'cifar100', arch: string
 
 export const PRESETS: Record<string, Preset> = {
   'fmnist-quick': {
-    summary: 'Fashion-MNIST, resnet-small: SL/CL/SCL x ST/AT/FAT plus a 3-value training-eps sweep of SL-AT; about 30 min on 2 CPU cores',
+    summary: 'Fashion-MNIST, resnet-small: SL/CL/SCL x ST/AT/FAT plus a 3-value training-eps sweep of SL-AT; about 10 min on 2 CPU cores with the native kernels (docs/study.md)',
     config: {
       name: 'fmnist-quick',
       description: 'Fashion-MNIST, resnet-small (3 stages of width 16): SL/CL/SCL x ST/AT/FAT, plus SL-AT at training eps 0.05 and 0.2 beside the base 0.1. Tiny by design: 6,000 training images, 2 epochs (188 steps of 64); fine-tuning (cl/scl ST/AT: a clean linear head; FAT: everything) 2 epochs on 3,000 images.',
