@@ -136,10 +136,10 @@ function probeAttackDepth(config: StudyConfig): number {
 
 /**
  * Seconds per forward+backward sample pass of resnet-small on Fashion-MNIST on one core: 4 ms on the
- * wasm kernels (the README's demo timings); 1.2 ms with the native kernels (OpenBLAS + oneDNN), from
- * the measured fmnist-quick run in docs/study.md (16.5 core-minutes against 55.8 estimated at 4 ms).
+ * wasm kernels (the README's demo timings); 1.1 ms with the native kernels (OpenBLAS + oneDNN), from
+ * the measured fmnist-quick run in docs/study.md (14.8 core-minutes against 55.8 estimated at 4 ms).
  */
-export const SECONDS_PER_PASS = { wasm: 4e-3, native: 1.2e-3 } as const;
+export const SECONDS_PER_PASS = { wasm: 4e-3, native: 1.1e-3 } as const;
 
 export function estimateSeconds(config: StudyConfig, passes: number, perPass: number = SECONDS_PER_PASS.wasm): number {
   return passes * perPass * sampleFactor(config);

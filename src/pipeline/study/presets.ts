@@ -1,7 +1,7 @@
 import type { StudyConfigInput } from './config.js';
 
 /**
- * Shipped configs. `fmnist-quick` is sized for a laptop (9 minutes on 2 CPU cores with native kernels,
+ * Shipped configs. `fmnist-quick` is sized for a laptop (about 8 minutes on 2 CPU cores with native kernels,
  * --jobs 2; docs/study.md has the measured run); the CIFAR presets are the reference study's settings
  * (SPEC.md) for GPU machines, with their estimated cost in docs/study.md. The CIFAR presets need
  * the binary files: `--data-dir DIR`.
