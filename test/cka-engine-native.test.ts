@@ -4,13 +4,13 @@ import * as tf from '@tensorflow/tfjs';
 import { Matrix } from 'ml-matrix';
 import { initBackend } from '../src/backend/index.js';
 import { hostOpenBlas, nativeSummary, setNativeEnabled } from '../src/backend/native/index.js';
-import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/formats/activations.js';
 import { linearCkaMatrix, type CkaEngineOptions, type CkaEstimator } from '../src/cka/engine/engine.js';
 import { planHost } from '../src/cka/engine/host-sums.js';
 import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
 import { minibatchMatrix } from '../src/cka/minibatch/result.js';
 import { hsicBiased, hsicUnbiased, gram, centerColumns, linearCkaBiased, linearCkaDebiased, matrixFromSet, minibatchCka } from '../src/cka/measures/reference.js';
+import { randomSet, relatedSet, withOffset } from './cka-sets.js';
 
 // The CKA engines with native OpenBLAS (the tiled engine's host path, host-sums.ts; the minibatch
 // engine's ssyrk Grams) against the same engines on plain wasm kernels and a float64 ml-matrix
@@ -20,21 +20,6 @@ await initBackend('wasm');
 const skip = nativeSummary()?.openblas ? false : 'OpenBLAS not loaded (libopenblas0-pthread not installed, koffi missing, or ROBUSTSIM_NATIVE=off)';
 
 after(() => setNativeEnabled(true));
-
-function randomSet(name: string, dim: number, seed: number, n: number): ActivationSet {
-  const rng = makeRng(seed);
-  return { name, n, dim, data: Float32Array.from({ length: n * dim }, () => rng() * 2 - 1) };
-}
-
-function relatedSet(name: string, base: ActivationSet, dim: number, seed: number): ActivationSet {
-  const s = randomSet(name, dim, seed, base.n);
-  for (let i = 0; i < base.n; i++) for (let j = 0; j < Math.min(dim, base.dim); j++) s.data[i * dim + j] += 2 * base.data[i * base.dim + j];
-  return s;
-}
-
-function withOffset(set: ActivationSet, offset: number): ActivationSet {
-  return { ...set, name: `${set.name}+${offset}`, data: Float32Array.from(set.data, (v) => v + offset) };
-}
 
 function maxAbsDiff(x: ArrayLike<number>, y: ArrayLike<number>): number {
   assert.equal(x.length, y.length);

@@ -2,28 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { InputError } from '../src/errors.js';
-import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/formats/activations.js';
 import { linearCkaMatrix, planTiles, type CkaEngineOptions, type CkaEstimator } from '../src/cka/engine/engine.js';
 import { gram, centerColumns, hsicBiased, hsicUnbiased, linearCkaBiased, linearCkaDebiased, matrixFromSet } from '../src/cka/measures/reference.js';
+import { randomSet as sharedRandomSet, relatedSet, withOffset } from './cka-sets.js';
 
 const N = 30;
 
-function randomSet(name: string, dim: number, seed: number, n = N): ActivationSet {
-  const rng = makeRng(seed);
-  return { name, n, dim, data: Float32Array.from({ length: n * dim }, () => rng() * 2 - 1) };
-}
-
-/** A set that shares `base`'s first columns (scaled) plus noise, so CKA with it is well inside (0, 1). */
-function relatedSet(name: string, base: ActivationSet, dim: number, seed: number): ActivationSet {
-  const s = randomSet(name, dim, seed, base.n);
-  for (let i = 0; i < base.n; i++) for (let j = 0; j < Math.min(dim, base.dim); j++) s.data[i * dim + j] += 2 * base.data[i * base.dim + j];
-  return s;
-}
-
-function withOffset(set: ActivationSet, offset: number, name = `${set.name}+${offset}`): ActivationSet {
-  return { ...set, name, data: Float32Array.from(set.data, (v) => v + offset) };
-}
+const randomSet = (name: string, dim: number, seed: number, n = N): ActivationSet => sharedRandomSet(name, dim, seed, n);
 
 const a = randomSet('a', 3, 1);
 const b = relatedSet('b', a, 8, 2);

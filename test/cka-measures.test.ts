@@ -2,17 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Matrix } from 'ml-matrix';
-import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/formats/activations.js';
 import { minibatchStateOfSets } from '../src/cka/minibatch/batches.js';
 import { minibatchMatrix } from '../src/cka/minibatch/result.js';
 import { procrustesMatrix } from '../src/cka/measures/procrustes-matrix.js';
 import { ckaFromHsic, gramRbf, hsicUnbiased, matrixFromSet, minibatchKernelCka, procrustesSimilarity } from '../src/cka/measures/reference.js';
-
-function randomSet(name: string, dim: number, seed: number, n: number): ActivationSet {
-  const rng = makeRng(seed);
-  return { name, n, dim, data: Float32Array.from({ length: n * dim }, () => rng() * 2 - 1) };
-}
+import { randomSet } from './cka-sets.js';
 
 /** A nonlinear relative of `base` (squares of its columns plus noise): RBF and linear CKA disagree on it. */
 function curvedSet(name: string, base: ActivationSet, dim: number, seed: number): ActivationSet {

@@ -3,29 +3,13 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { Matrix } from 'ml-matrix';
 import { InputError } from '../src/errors.js';
-import { makeRng } from '../src/util/rng.js';
 import type { ActivationSet } from '../src/formats/activations.js';
 import { batchHsic } from '../src/cka/minibatch/hsic.js';
 import { minibatchStateOfSets, parseShard, planBatches, accumulateMinibatches, type MinibatchBatch } from '../src/cka/minibatch/batches.js';
 import { emptyState, mergeStates, type MinibatchConfig } from '../src/cka/minibatch/state.js';
 import { minibatchMatrix, quantile } from '../src/cka/minibatch/result.js';
 import { gram, hsicUnbiased, linearCkaDebiased, matrixFromSet, minibatchCka } from '../src/cka/measures/reference.js';
-
-function randomSet(name: string, dim: number, seed: number, n: number): ActivationSet {
-  const rng = makeRng(seed);
-  return { name, n, dim, data: Float32Array.from({ length: n * dim }, () => rng() * 2 - 1) };
-}
-
-/** Shares `base`'s first columns (scaled) plus noise, so CKA with it is well inside (0, 1). */
-function relatedSet(name: string, base: ActivationSet, dim: number, seed: number): ActivationSet {
-  const s = randomSet(name, dim, seed, base.n);
-  for (let i = 0; i < base.n; i++) for (let j = 0; j < Math.min(dim, base.dim); j++) s.data[i * dim + j] += 2 * base.data[i * base.dim + j];
-  return s;
-}
-
-function withOffset(set: ActivationSet, offset: number): ActivationSet {
-  return { ...set, name: `${set.name}+${offset}`, data: Float32Array.from(set.data, (v) => v + offset) };
-}
+import { randomSet, relatedSet, withOffset } from './cka-sets.js';
 
 /** Rows start..start+size of a set as a float64 matrix. */
 function rowsOf(set: ActivationSet, start: number, size: number): Matrix {

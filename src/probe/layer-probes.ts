@@ -146,6 +146,7 @@ export async function layerProbes(opts: LayerProbeOptions): Promise<{ out: strin
     }
     const attack: PgdOptions | undefined = opts.adversarial ? { ...DEFAULT_PGD, ...opts.adversarial.attack } : undefined;
     if (attack) validatePgd(attack);
+    const advN = Math.min(opts.adversarial?.n ?? test.n, test.n);
     const taps = tapModel(model, layers);
     const trainFeatures = await pooledFeatures(taps, train, cfg.batchSize);
     const testFeatures = await pooledFeatures(taps, test, cfg.batchSize);
@@ -161,7 +162,7 @@ export async function layerProbes(opts: LayerProbeOptions): Promise<{ out: strin
       const result: LayerProbeResult = { layer: layers[k], dim, trainAccuracy: accuracyOf(head, fTrain, yTrain), testAccuracy: accuracyOf(head, fTest, yTest) };
       if (attack) {
         const prefix = tapModel(model, [layers[k]]);
-        result.adversarialAccuracy = adversarialAccuracyOf(prefix, head, test, Math.min(opts.adversarial!.n ?? test.n, test.n), cfg.batchSize, attack, layers[k]);
+        result.adversarialAccuracy = adversarialAccuracyOf(prefix, head, test, advN, cfg.batchSize, attack, layers[k]);
       }
       results.push(result);
       heads.push(head);
@@ -178,7 +179,7 @@ export async function layerProbes(opts: LayerProbeOptions): Promise<{ out: strin
       config: cfg,
       tapSet: opts.tapSet ?? 'blocks',
       pooling: 'global average over height and width',
-      adversarial: attack ? { samples: Math.min(opts.adversarial!.n ?? test.n, test.n), threat: 'white-box PGD on each probe end to end (encoder prefix, pooling, head), cross-entropy', attack } : null,
+      adversarial: attack ? { samples: advN, threat: 'white-box PGD on each probe end to end (encoder prefix, pooling, head), cross-entropy', attack } : null,
       results,
       backend: activeBackend(),
       provenance: provenance(activeBackend()),

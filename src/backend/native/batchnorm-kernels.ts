@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { onOneThread, type Dnnl, type DnnlPrimitive, type Layout } from './dnnl.js';
 import { f32, size, type KernelArgs, type WasmHeap } from './heap.js';
+import { PrimitiveCache } from './primitive-cache.js';
 import { nativeLibraries } from './provider.js';
 
 /**
@@ -25,7 +26,7 @@ interface BnPrimitives {
   backward: DnnlPrimitive;
 }
 
-const cache = new Map<string, BnPrimitives | null>();
+const cache = new PrimitiveCache<BnPrimitives>();
 
 /**
  * Any rank >= 2 as oneDNN's (N, C, H, W) with H the product of the middle axes and W = 1: the
@@ -39,28 +40,14 @@ function layoutOf(shape: readonly number[]): Layout {
 }
 
 function primitivesFor(dnnl: Dnnl, shape: readonly number[], epsilon: number): BnPrimitives | undefined {
-  const key = `${shape.join('x')}|${epsilon}`;
-  let p = cache.get(key);
-  if (p === undefined) {
-    const layout = layoutOf(shape);
-    try {
-      p = onOneThread(dnnl, () => ({ forward: dnnl.batchNormForwardTraining(layout, epsilon), backward: dnnl.batchNormBackward(layout, epsilon) }));
-    } catch {
-      p = null; // oneDNN rejects this shape: the tfjs ops handle it
-    }
-    cache.set(key, p);
-  }
-  return p ?? undefined;
+  const layout = layoutOf(shape);
+  return cache.get(`${shape.join('x')}|${epsilon}`, () => onOneThread(dnnl, () => ({ forward: dnnl.batchNormForwardTraining(layout, epsilon), backward: dnnl.batchNormBackward(layout, epsilon) })));
 }
 
 /** How many shapes have primitives and which implementations oneDNN chose (tests, profile). */
 export function batchNormPrimitiveStats(): { cached: number; declined: number; impls: string[] } {
-  const prims = [...cache.values()];
-  return {
-    cached: prims.filter(Boolean).length,
-    declined: prims.filter((p) => p === null).length,
-    impls: [...new Set(prims.flatMap((p) => (p ? [p.forward.impl, p.backward.impl] : [])))],
-  };
+  const prims = cache.built();
+  return { cached: prims.length, declined: cache.declined(), impls: [...new Set(prims.flatMap((p) => [p.forward.impl, p.backward.impl]))] };
 }
 
 /**
@@ -113,7 +100,7 @@ export function batchNormTrainingGradKernel(args: KernelArgs): tf.TensorInfo[] {
   return [dx, dscale, doffset];
 }
 
-const inferenceCache = new Map<string, DnnlPrimitive | null>();
+const inferenceCache = new PrimitiveCache<DnnlPrimitive>();
 
 /**
  * tfjs' FusedBatchNorm (inference mode: the layer's moving statistics, e.g. every forward and
@@ -129,26 +116,16 @@ export function fusedBatchNormNative(dnnl: Dnnl, args: KernelArgs): tf.TensorInf
   const all = [x, mean, variance, offset, scale];
   if (all.some((t) => t.dtype !== 'float32') || size(x.shape) === 0) return undefined;
   if ([mean, variance, offset, scale].some((t) => size(t.shape) !== c)) return undefined;
-  const key = `${x.shape.join('x')}|${varianceEpsilon}`;
-  let p = inferenceCache.get(key);
-  if (p === undefined) {
-    try {
-      p = onOneThread(dnnl, () => dnnl.batchNormForwardInference(layoutOf(x.shape), varianceEpsilon));
-    } catch {
-      p = null;
-    }
-    inferenceCache.set(key, p);
-  }
+  const p = inferenceCache.get(`${x.shape.join('x')}|${varianceEpsilon}`, () => onOneThread(dnnl, () => dnnl.batchNormForwardInference(layoutOf(x.shape), varianceEpsilon)));
   if (!p) return undefined;
   const heap = args.backend as unknown as WasmHeap;
   const y = heap.makeOutput([...x.shape], 'float32');
   const buffers = [f32(heap, x), f32(heap, mean), f32(heap, variance), f32(heap, scale), f32(heap, offset), f32(heap, y)];
-  onOneThread(dnnl, () => p!.run(buffers));
+  onOneThread(dnnl, () => p.run(buffers));
   return y;
 }
 
 /** Shapes with an inference primitive and shapes oneDNN declined (tests). */
 export function inferenceBatchNormStats(): { cached: number; declined: number } {
-  const prims = [...inferenceCache.values()];
-  return { cached: prims.filter(Boolean).length, declined: prims.filter((q) => q === null).length };
+  return { cached: inferenceCache.built().length, declined: inferenceCache.declined() };
 }

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { hwio, nhwc, type ConvGeometry, type Dnnl, type DnnlPrimitive } from './dnnl.js';
 import { f32, type KernelArgs, type WasmHeap } from './heap.js';
+import { PrimitiveCache } from './primitive-cache.js';
 
 /**
  * Conv2D, FusedConv2D (bias, relu), Conv2DBackpropInput and Conv2DBackpropFilter on the wasm heap
@@ -10,25 +11,16 @@ import { f32, type KernelArgs, type WasmHeap } from './heap.js';
  */
 type Shape4 = [number, number, number, number];
 
-const cache = new Map<string, DnnlPrimitive | null>();
+const cache = new PrimitiveCache<DnnlPrimitive>();
 
 /** How many primitives were built and which implementations oneDNN chose (for tests and the profile). */
 export function convPrimitiveStats(): { cached: number; declined: number; impls: string[] } {
-  const prims = [...cache.values()];
-  return { cached: prims.filter(Boolean).length, declined: prims.filter((p) => p === null).length, impls: [...new Set(prims.flatMap((p) => (p ? [p.impl] : [])))] };
+  const prims = cache.built();
+  return { cached: prims.length, declined: cache.declined(), impls: [...new Set(prims.map((p) => p.impl))] };
 }
 
 function cached(key: string, build: () => DnnlPrimitive): DnnlPrimitive | undefined {
-  let p = cache.get(key);
-  if (p === undefined) {
-    try {
-      p = build();
-    } catch {
-      p = null; // oneDNN has no implementation for this geometry: the wasm kernel handles it
-    }
-    cache.set(key, p);
-  }
-  return p ?? undefined;
+  return cache.get(key, build);
 }
 
 function convInfo(xShape: Shape4, filterShape: Shape4, attrs: tf.NamedAttrMap, dilations: number | [number, number]): tf.backend_util.Conv2DInfo | undefined {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { onOneThread, type DnnlPrimitive } from './dnnl.js';
-import { f32, type KernelArgs, type WasmHeap } from './heap.js';
+import { f32, size, type KernelArgs, type WasmHeap } from './heap.js';
+import { PrimitiveCache } from './primitive-cache.js';
 import { nativeLibraries } from './provider.js';
 
 /**
@@ -11,27 +12,19 @@ import { nativeLibraries } from './provider.js';
  */
 export const RELU_GRAD_KERNEL = 'RobustsimReluGrad';
 
-const cache = new Map<number, DnnlPrimitive | null>();
+const cache = new PrimitiveCache<DnnlPrimitive>();
 let runs = 0;
 
 function primitiveFor(n: number): DnnlPrimitive | undefined {
   const dnnl = nativeLibraries()?.dnnl;
   if (!dnnl) return undefined;
-  let p = cache.get(n);
-  if (p === undefined) {
-    try {
-      p = onOneThread(dnnl, () => dnnl.reluBackward(n));
-    } catch {
-      p = null; // rejected: tfjs' gradient runs
-    }
-    cache.set(n, p);
-  }
-  return p ?? undefined;
+  // A rejected size is remembered: tfjs' gradient runs.
+  return cache.get(String(n), () => onOneThread(dnnl, () => dnnl.reluBackward(n)));
 }
 
 /** Primitives built, kernel calls so far and oneDNN's implementations (tests, profile). */
 export function reluPrimitiveStats(): { cached: number; runs: number; impls: string[] } {
-  const prims = [...cache.values()].filter((p): p is DnnlPrimitive => Boolean(p));
+  const prims = cache.built();
   return { cached: prims.length, runs, impls: [...new Set(prims.map((p) => p.impl))] };
 }
 
@@ -44,7 +37,7 @@ export function nativeReluGradSupports(dy: tf.Tensor, x: tf.Tensor): boolean {
 
 export function reluGradKernel(args: KernelArgs): tf.TensorInfo {
   const { dy, x } = args.inputs as unknown as { dy: tf.TensorInfo; x: tf.TensorInfo };
-  const n = x.shape.reduce((a, b) => a * b, 1);
+  const n = size(x.shape);
   const prim = primitiveFor(n);
   const dnnl = nativeLibraries()?.dnnl;
   if (!prim || !dnnl) throw new Error(`${RELU_GRAD_KERNEL}: oneDNN is not loaded (call nativeReluGradSupports first)`);
